@@ -1,0 +1,139 @@
+// Package api holds the request and response bodies of privy's HTTP API
+// (served under /v1/, documented in docs/api.md). The server and the client
+// package share these types so that the two cannot drift apart.
+package api
+
+import "time"
+
+// Version is the API version prefix.
+const Version = "v1"
+
+// Error codes carried in ErrorBody.Code. Clients map them to sentinel errors.
+const (
+	CodeInvalid          = "invalid"           // malformed request or path (400)
+	CodeUnauthenticated  = "unauthenticated"   // no, unknown, expired or used-up token (401)
+	CodePermissionDenied = "permission_denied" // token lacks a capability (403)
+	CodeNotFound         = "not_found"         // no such secret, version or token (404)
+	CodeConflict         = "conflict"          // a concurrent change won (409)
+	CodeTooLarge         = "too_large"         // value over the size limit (413)
+	CodeSealed           = "sealed"            // the server has no master key yet (503)
+	CodeInternal         = "internal"          // anything else (500)
+)
+
+// ErrorBody is the body of every response with status >= 400.
+type ErrorBody struct {
+	Error Error `json:"error"`
+}
+
+// Error describes what went wrong; it never contains a secret value.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Hint    string `json:"hint,omitempty"`
+	// Capability and Path are set for permission_denied.
+	Capability string `json:"capability,omitempty"`
+	Path       string `json:"path,omitempty"`
+}
+
+// Status is the body of GET /v1/status.
+type Status struct {
+	Version      string    `json:"version"`
+	Sealed       bool      `json:"sealed"`
+	Store        string    `json:"store"`
+	KeySource    string    `json:"key_source,omitempty"`
+	Started      time.Time `json:"started"`
+	MaxValueSize int       `json:"max_value_size"`
+	MaxVersions  int       `json:"max_versions"`
+}
+
+// PutSecretRequest is the body of PUT /v1/secrets/{path}.
+type PutSecretRequest struct {
+	Value []byte `json:"value"` // base64 in JSON
+}
+
+// SecretMeta describes a secret or one of its versions.
+type SecretMeta struct {
+	Path    string    `json:"path"`
+	Version int       `json:"version"`
+	Created time.Time `json:"created"`
+}
+
+// Secret is the body of GET /v1/secrets/{path}.
+type Secret struct {
+	SecretMeta
+	Value []byte `json:"value"` // base64 in JSON
+}
+
+// SecretList is the body of GET /v1/secrets?prefix=P.
+type SecretList struct {
+	Secrets []SecretMeta `json:"secrets"`
+}
+
+// History is the body of GET /v1/history/{path}.
+type History struct {
+	Path     string       `json:"path"`
+	Versions []SecretMeta `json:"versions"`
+}
+
+// CreateTokenRequest is the body of POST /v1/tokens.
+type CreateTokenRequest struct {
+	Name  string   `json:"name,omitempty"`
+	Rules []string `json:"rules"`          // "read,list:app/**"
+	TTL   string   `json:"ttl,omitempty"`  // Go duration, e.g. "1h"; empty = no expiry
+	Uses  int      `json:"uses,omitempty"` // 0 = unlimited
+}
+
+// TokenInfo describes a token without its secret part.
+type TokenInfo struct {
+	Accessor  string     `json:"accessor"`
+	Name      string     `json:"name,omitempty"`
+	Rules     []string   `json:"rules"`
+	Created   time.Time  `json:"created"`
+	Expires   *time.Time `json:"expires,omitempty"`
+	UsesLeft  *int       `json:"uses_left,omitempty"` // nil = unlimited
+	CreatedBy string     `json:"created_by,omitempty"`
+}
+
+// NewToken is the body of the reply to POST /v1/tokens; Token is shown once.
+type NewToken struct {
+	Token string `json:"token"`
+	TokenInfo
+}
+
+// TokenList is the body of GET /v1/tokens.
+type TokenList struct {
+	Tokens []TokenInfo `json:"tokens"`
+}
+
+// UnsealRequest is the body of POST /v1/sys/unseal. Exactly one field is set.
+type UnsealRequest struct {
+	Key        string `json:"key,omitempty"`        // base64 master key
+	Passphrase string `json:"passphrase,omitempty"` // for stores initialised with a passphrase
+}
+
+// RotateRequest is the body of POST /v1/sys/rotate-master-key. A server
+// whose key comes from a key file generates the new key itself and needs
+// neither field; one whose key came from PRIVY_MASTER_KEY needs NewKey; one
+// unsealed by passphrase needs NewPassphrase.
+type RotateRequest struct {
+	NewKey        string `json:"new_key,omitempty"` // base64 of 32 bytes
+	NewPassphrase string `json:"new_passphrase,omitempty"`
+}
+
+// RotateResult is the reply to POST /v1/sys/rotate-master-key.
+type RotateResult struct {
+	Rewrapped int    `json:"rewrapped"`
+	KeyID     string `json:"key_id"`
+	// KeyFile is set when the server wrote the new key to its key file.
+	KeyFile string `json:"key_file,omitempty"`
+}
+
+// AuditVerifyResult is the reply to GET /v1/audit/verify.
+type AuditVerifyResult struct {
+	OK      bool   `json:"ok"`
+	Lines   int    `json:"lines"`
+	LastSeq uint64 `json:"last_seq"`
+	Head    string `json:"head"`
+	Error   string `json:"error,omitempty"`
+	Line    int    `json:"line,omitempty"`
+}

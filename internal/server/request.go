@@ -1,0 +1,290 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/privyhq/privy/api"
+	"github.com/privyhq/privy/internal/audit"
+	"github.com/privyhq/privy/internal/policy"
+	"github.com/privyhq/privy/internal/seal"
+	"github.com/privyhq/privy/internal/store"
+	"github.com/privyhq/privy/internal/token"
+)
+
+// Pseudo-paths that system operations are authorized against. They start
+// with ':' so they can never be secret paths; only `admin` on a glob such as
+// `**` reaches them.
+const (
+	sysTokens = ":sys/tokens"
+	sysAudit  = ":sys/audit"
+	sysKeys   = ":sys/keys"
+)
+
+// request is one API call on its way through authentication, authorization,
+// the operation and the audit log.
+type request struct {
+	w     http.ResponseWriter
+	r     *http.Request
+	ctx   context.Context
+	entry audit.Entry
+	tok   *token.Record // nil until authenticate succeeds
+	// streamed is set by handlers that wrote their own response.
+	streamed bool
+}
+
+type handlerFunc func(rq *request) (any, error)
+
+// handle wraps an operation: it runs fn, writes the audit line, and only
+// then sends the response, so that a request whose audit line cannot be
+// written fails.
+func (s *Server) handle(op string, fn handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		rq := &request{w: w, r: r, ctx: r.Context()}
+		rq.entry = audit.Entry{
+			RequestID: newRequestID(),
+			Actor:     actorOf(r),
+			Op:        op,
+		}
+		w.Header().Set("X-Request-Id", rq.entry.RequestID)
+		body, err := fn(rq)
+		if rq.streamed {
+			return // the handler audited and answered itself
+		}
+		status, apiErr := s.classify(rq, err)
+		if err := s.audit(rq, apiErr); err != nil {
+			status, apiErr = http.StatusInternalServerError, &api.Error{
+				Code:    api.CodeInternal,
+				Message: "the audit log cannot be written, so the request was refused",
+				Hint:    "check the server's log and the audit log's disk",
+			}
+			s.log.Error("audit write failed", "request_id", rq.entry.RequestID, "err", err)
+		}
+		if apiErr != nil {
+			writeJSON(w, status, api.ErrorBody{Error: *apiErr})
+			return
+		}
+		writeJSON(w, http.StatusOK, body)
+	}
+}
+
+// audit writes the request's audit line with the outcome of apiErr.
+func (s *Server) audit(rq *request, apiErr *api.Error) error {
+	e := rq.entry
+	if apiErr == nil {
+		e.Outcome = "ok"
+	} else {
+		e.Reason = apiErr.Message
+		switch apiErr.Code {
+		case api.CodeUnauthenticated, api.CodePermissionDenied:
+			e.Outcome = "denied"
+		case api.CodeNotFound:
+			e.Outcome = "not_found"
+		case api.CodeInvalid, api.CodeTooLarge, api.CodeConflict:
+			e.Outcome = "invalid"
+		default:
+			e.Outcome = "error"
+		}
+	}
+	// The request's own context may be cancelled by a client that went away;
+	// the line must still be written.
+	return s.cfg.Audit.Write(context.WithoutCancel(rq.ctx), e)
+}
+
+func newRequestID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// authenticate checks the bearer token and records its accessor as the actor.
+func (s *Server) authenticate(rq *request) error {
+	h := rq.r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || tok == "" {
+		return errUnauthenticated("no token given",
+			"set PRIVY_TOKEN, or run `privy login` with the token `privy init` printed")
+	}
+	rec, err := token.Check(rq.ctx, s.cfg.Store, tok, s.now())
+	if err != nil {
+		if errors.Is(err, token.ErrMalformed) || errors.Is(err, token.ErrUnknown) ||
+			errors.Is(err, token.ErrExpired) || errors.Is(err, token.ErrUsedUp) {
+			if !errors.Is(err, token.ErrMalformed) {
+				rq.entry.Actor = "token:" + token.Accessor(tok)
+			}
+			return errUnauthenticated(err.Error(), "ask an admin for a new token (`privy token create`)")
+		}
+		return err
+	}
+	rq.tok = &rec
+	rq.entry.Actor = "token:" + rec.Accessor
+	return nil
+}
+
+// authorize authenticates the caller and checks capability c on path.
+func (s *Server) authorize(rq *request, c policy.Capability, path string) error {
+	if rq.tok == nil {
+		if err := s.authenticate(rq); err != nil {
+			return err
+		}
+	}
+	if d := rq.tok.Policy.Missing(c, path); d != nil {
+		return d
+	}
+	return nil
+}
+
+// secretPath extracts and validates the {path} of the URL.
+func (rq *request) secretPath() (string, error) {
+	p := rq.r.PathValue("path")
+	rq.entry.Path = p
+	if err := store.ValidatePath(p); err != nil {
+		return "", err
+	}
+	return p, nil
+}
+
+// apiError is an error that already knows how it reads to a client.
+type apiError struct {
+	status int
+	body   api.Error
+}
+
+func (e *apiError) Error() string { return e.body.Message }
+
+func badRequest(msg, hint string) error {
+	return &apiError{http.StatusBadRequest, api.Error{Code: api.CodeInvalid, Message: msg, Hint: hint}}
+}
+
+func errUnauthenticated(msg, hint string) error {
+	return &apiError{http.StatusUnauthorized, api.Error{Code: api.CodeUnauthenticated, Message: msg, Hint: hint}}
+}
+
+var errSealed = &apiError{http.StatusServiceUnavailable, api.Error{
+	Code:    api.CodeSealed,
+	Message: "the store is sealed: the server has no master key",
+	Hint:    "run `privy unseal`, or restart the server with --key-file, --passphrase-file or PRIVY_MASTER_KEY",
+}}
+
+// classify turns an operation's error into an HTTP status and API error.
+// Internal errors are logged with the request id and not shown in detail.
+func (s *Server) classify(rq *request, err error) (int, *api.Error) {
+	if err == nil {
+		return http.StatusOK, nil
+	}
+	var ae *apiError
+	var pe *store.PathError
+	var de *policy.DeniedError
+	switch {
+	case errors.As(err, &ae):
+		b := ae.body
+		return ae.status, &b
+	case errors.As(err, &pe):
+		return http.StatusBadRequest, &api.Error{Code: api.CodeInvalid, Message: pe.Error()}
+	case errors.As(err, &de):
+		return http.StatusForbidden, &api.Error{
+			Code: api.CodePermissionDenied, Message: de.Error(),
+			Capability: de.Capability.String(), Path: de.Path,
+			Hint: fmt.Sprintf("ask an admin for a token with %q on %q", de.Capability.String(), de.Path),
+		}
+	case errors.Is(err, store.ErrNotFound):
+		msg := "not found"
+		if rq.entry.Path != "" {
+			msg = fmt.Sprintf("no secret at %q", rq.entry.Path)
+			if rq.entry.Version != 0 {
+				msg = fmt.Sprintf("no version %d of secret %q", rq.entry.Version, rq.entry.Path)
+			}
+		}
+		return http.StatusNotFound, &api.Error{Code: api.CodeNotFound, Message: msg}
+	case errors.Is(err, store.ErrConflict):
+		return http.StatusConflict, &api.Error{Code: api.CodeConflict, Message: "a concurrent change won; retry"}
+	case errors.Is(err, seal.ErrWrongKey), errors.Is(err, seal.ErrCorrupt):
+		s.log.Error("decrypting failed", "request_id", rq.entry.RequestID, "path", rq.entry.Path, "err", err)
+		return http.StatusInternalServerError, &api.Error{
+			Code:    api.CodeInternal,
+			Message: fmt.Sprintf("the stored secret could not be decrypted: %v", err),
+			Hint:    "the store may have been tampered with or restored from another key; see the server log",
+		}
+	case errors.Is(err, context.Canceled):
+		return 499, &api.Error{Code: api.CodeInternal, Message: "request cancelled"}
+	}
+	s.log.Error("request failed", "request_id", rq.entry.RequestID, "op", rq.entry.Op, "err", err)
+	return http.StatusInternalServerError, &api.Error{
+		Code:    api.CodeInternal,
+		Message: "internal error (request " + rq.entry.RequestID + ")",
+		Hint:    "see the server's log for this request id",
+	}
+}
+
+// decodeJSON reads one JSON object of at most limit bytes into v, rejecting
+// unknown fields and trailing data. Its errors never quote the body, which
+// may hold a secret.
+func decodeJSON(r io.Reader, limit int64, v any) error {
+	body, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return badRequest("reading request body: "+err.Error(), "")
+	}
+	if int64(len(body)) > limit {
+		return &apiError{http.StatusRequestEntityTooLarge, api.Error{
+			Code:    api.CodeTooLarge,
+			Message: fmt.Sprintf("request body larger than %d bytes", limit),
+			Hint:    "raise the server's --max-value-size (at most 64 MiB) for large assets",
+		}}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("malformed JSON request body: "+jsonProblem(err), "see docs/api.md for the request format")
+	}
+	if dec.More() {
+		return badRequest("malformed JSON request body: data after the object", "send exactly one JSON object")
+	}
+	return nil
+}
+
+// jsonProblem describes a decoding error without echoing input bytes.
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %q has the wrong type (want %s)", te.Field, te.Type)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "unexpected end of input"
+	case errors.As(err, new(base64.CorruptInputError)):
+		return "a bytes field is not valid base64"
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		// Name the field only when it looks like a field name, so that a
+		// value pasted in the wrong place is never echoed or audited.
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		if len(name) <= 32 && strings.Trim(name, "abcdefghijklmnopqrstuvwxyz_") == "" {
+			return fmt.Sprintf("unknown field %q", name)
+		}
+		return "unknown field"
+	}
+	return "cannot decode"
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	b, err := json.Marshal(v)
+	if err != nil {
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, `{"error":{"code":"internal","message":"encoding response"}}`)
+		return
+	}
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}

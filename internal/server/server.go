@@ -1,0 +1,152 @@
+// Package server implements privy's HTTP API under /v1/: secrets, tokens,
+// master-key administration and the audit log, over a unix socket or TLS.
+//
+// Every request is authenticated (bearer token), authorized against the
+// token's policy, and recorded as one audit line before its response is
+// sent; a request whose audit line cannot be written fails. Secret values
+// are sealed by package seal before they reach the store and appear in no
+// log line and no error.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/privyhq/privy/internal/audit"
+	"github.com/privyhq/privy/internal/seal"
+	"github.com/privyhq/privy/internal/store"
+)
+
+// Version is the server's version, reported by /v1/status.
+var Version = "0.1.0-dev"
+
+// Size limits for secret values.
+const (
+	DefaultMaxValueSize = 1 << 20
+	MaxMaxValueSize     = 64 << 20
+)
+
+// Config is what a Server needs. Store and Audit are required.
+type Config struct {
+	Store     store.Store
+	StoreName string // shown by /v1/status, e.g. "bolt:/var/lib/privy/privy.db"
+
+	// Audit receives one entry per request. AuditFile, if set, is the file
+	// behind it, which /v1/audit and /v1/audit/verify read.
+	Audit     audit.Writer
+	AuditFile string
+
+	// Key is the master key; nil starts the server sealed.
+	Key *seal.Key
+	// KeyFile is where the key came from, if it came from a file; rotation
+	// writes the new key there.
+	KeyFile string
+	// KeySource names where the key came from ("file", "env", "passphrase",
+	// "dev"); shown by /v1/status.
+	KeySource string
+
+	MaxValueSize int // default DefaultMaxValueSize
+	MaxVersions  int // default store.DefaultMaxVersions
+
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Server serves the API. Create it with New.
+type Server struct {
+	cfg     Config
+	started time.Time
+	log     *slog.Logger
+	now     func() time.Time
+
+	// keyMu guards key. Requests that seal or open hold it for reading;
+	// unseal and rotation hold it for writing, so no value is sealed with a
+	// key that a concurrent rotation is replacing.
+	keyMu sync.RWMutex
+	key   *seal.Key
+}
+
+// New returns a Server for cfg. If cfg.Key is set it is checked against the
+// store's key-check record, so a wrong key fails here with seal.ErrWrongKey.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("server: no store")
+	}
+	if cfg.Audit == nil {
+		return nil, errors.New("server: no audit log")
+	}
+	if cfg.MaxValueSize == 0 {
+		cfg.MaxValueSize = DefaultMaxValueSize
+	}
+	if cfg.MaxValueSize < 0 || cfg.MaxValueSize > MaxMaxValueSize {
+		return nil, fmt.Errorf("max value size %d out of range: use 1 to %d bytes", cfg.MaxValueSize, MaxMaxValueSize)
+	}
+	if cfg.MaxVersions == 0 {
+		cfg.MaxVersions = store.DefaultMaxVersions
+	}
+	if cfg.MaxVersions < 0 {
+		return nil, fmt.Errorf("max versions %d: must be at least 1", cfg.MaxVersions)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, started: cfg.Now()}
+	if cfg.Key != nil {
+		if err := checkKey(ctx, cfg.Store, cfg.Key); err != nil {
+			return nil, err
+		}
+		s.key = cfg.Key
+	}
+	return s, nil
+}
+
+// Sealed reports whether the server still lacks its master key.
+func (s *Server) Sealed() bool {
+	s.keyMu.RLock()
+	defer s.keyMu.RUnlock()
+	return s.key == nil
+}
+
+// Handler returns the HTTP handler of the API.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", s.handle("sys.status", s.status))
+	mux.HandleFunc("POST /v1/sys/unseal", s.handle("sys.unseal", s.unseal))
+	mux.HandleFunc("POST /v1/sys/rotate-master-key", s.handle("sys.rotate-master-key", s.rotate))
+
+	mux.HandleFunc("PUT /v1/secrets/{path...}", s.handle("secret.put", s.putSecret))
+	mux.HandleFunc("GET /v1/secrets/{path...}", s.handle("secret.get", s.getSecret))
+	mux.HandleFunc("DELETE /v1/secrets/{path...}", s.handle("secret.delete", s.deleteSecret))
+	mux.HandleFunc("GET /v1/secrets", s.handle("secret.list", s.listSecrets))
+	mux.HandleFunc("GET /v1/history/{path...}", s.handle("secret.history", s.history))
+
+	mux.HandleFunc("POST /v1/tokens", s.handle("token.create", s.createToken))
+	mux.HandleFunc("GET /v1/tokens", s.handle("token.list", s.listTokens))
+	mux.HandleFunc("GET /v1/tokens/self", s.handle("token.self", s.tokenSelf))
+	mux.HandleFunc("DELETE /v1/tokens/{accessor}", s.handle("token.revoke", s.revokeToken))
+
+	mux.HandleFunc("GET /v1/audit", s.handle("audit.tail", s.auditTail))
+	mux.HandleFunc("GET /v1/audit/verify", s.handle("audit.verify", s.auditVerify))
+
+	mux.HandleFunc("/", s.handle("unknown", func(rq *request) (any, error) {
+		return nil, badRequest(fmt.Sprintf("no such endpoint: %s %s", rq.r.Method, rq.r.URL.Path),
+			"see docs/api.md for the endpoints under /v1/")
+	}))
+	return mux
+}
+
+// currentKey returns the master key or errSealed. The caller must hold keyMu.
+func (s *Server) currentKey() (*seal.Key, error) {
+	if s.key == nil {
+		return nil, errSealed
+	}
+	return s.key, nil
+}
