@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -70,7 +71,7 @@ func Init(ctx context.Context, s store.Store, opts InitOptions) (rootToken strin
 	var kdf []byte
 	switch {
 	case opts.RawKey != nil:
-		raw = opts.RawKey
+		raw = bytes.Clone(opts.RawKey)
 	case opts.Passphrase != nil:
 		p, err := seal.NewKDFParams()
 		if err != nil {
