@@ -12,9 +12,9 @@
 //     the order of the file. Concurrent writers share one write(2) and one
 //     fsync per batch (group commit).
 //   - Verify finds the first edited, removed, inserted or reordered line. A
-//     hash chain cannot see the removal of lines at the very end, nor a
-//     rewrite of everything after some point; compare Summary.Head with a
-//     head recorded elsewhere (Log.Head) to catch those.
+//     hash chain alone cannot see lines cut from either end, nor a rewrite
+//     of everything after some point; compare Summary.Head (and FirstSeq)
+//     with a head recorded elsewhere (Log.Head) to catch those.
 //   - An entry never holds a secret value or a token: the log writes only the
 //     fields of Entry, and callers put identifiers (token accessors, paths,
 //     container ids) in them, never values.

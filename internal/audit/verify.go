@@ -26,6 +26,7 @@ type ChainError struct {
 	Err    error // ErrTruncated, a JSON syntax error, or nil
 }
 
+// Error says where the chain breaks and why.
 func (e *ChainError) Error() string {
 	if e.Seq == 0 {
 		return fmt.Sprintf("audit log broken at line %d: %s", e.Line, e.Reason)
@@ -33,6 +34,7 @@ func (e *ChainError) Error() string {
 	return fmt.Sprintf("audit log broken at line %d (seq %d): %s", e.Line, e.Seq, e.Reason)
 }
 
+// Unwrap returns the underlying cause, such as ErrTruncated.
 func (e *ChainError) Unwrap() error { return e.Err }
 
 // Verify reads a log and checks that every line is an entry, that seqs are
@@ -41,9 +43,9 @@ func (e *ChainError) Unwrap() error { return e.Err }
 // is taken as the continuation of a rotated one). At the first break it
 // returns a *ChainError naming the line that was edited, inserted or moved,
 // or the line after lines were removed, along with the Summary of the
-// lines before it. Removing lines at the very end, or at the very start of
-// a file that does not begin at seq 1, leaves a valid chain: compare Head
-// and FirstPrev with heads recorded elsewhere to catch that.
+// lines before it. Removing lines at the very end or the very start leaves
+// a valid chain (the file then looks rotated): compare Head, FirstSeq and
+// FirstPrev with values recorded elsewhere to catch that.
 func Verify(r io.Reader) (Summary, error) {
 	lr := lineReader{br: bufio.NewReaderSize(r, 64<<10)}
 	sum := Summary{Head: GenesisHash}

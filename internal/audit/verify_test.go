@@ -147,10 +147,13 @@ func TestVerifyFindsTampering(t *testing.T) {
 			for i, l := range orig {
 				lines[i] = slices.Clone(l)
 			}
-			_, err := Verify(bytes.NewReader(bytes.Join(tt.tamper(lines), nil)))
+			sum, err := Verify(bytes.NewReader(bytes.Join(tt.tamper(lines), nil)))
 			var ce *ChainError
 			if !errors.As(err, &ce) {
 				t.Fatalf("Verify: got %v, want a *ChainError", err)
+			}
+			if sum.Lines != ce.Line-1 {
+				t.Errorf("summary: got %d good lines before the break at line %d", sum.Lines, ce.Line)
 			}
 			if ce.Line != tt.wantLine || !strings.Contains(ce.Reason, tt.wantText) {
 				t.Errorf("got %q, want line %d and a reason containing %q", err, tt.wantLine, tt.wantText)

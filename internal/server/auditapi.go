@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -50,12 +51,18 @@ func (s *Server) auditTail(rq *request) (any, error) {
 		return nil, nil
 	}
 	defer f.Close()
-	lines, err := audit.Tail(f, n)
+	// Take the end first, so that a line written while the tail is read is
+	// streamed by Follow rather than lost.
+	end, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
 		writeJSON(rq.w, http.StatusInternalServerError, api.ErrorBody{Error: api.Error{Code: api.CodeInternal, Message: "reading the audit log: " + err.Error()}})
 		return nil, nil
 	}
-	end, _ := f.Seek(0, io.SeekEnd)
+	lines, err := audit.Tail(io.NewSectionReader(f, 0, end), n)
+	if err != nil {
+		writeJSON(rq.w, http.StatusInternalServerError, api.ErrorBody{Error: api.Error{Code: api.CodeInternal, Message: "reading the audit log: " + err.Error()}})
+		return nil, nil
+	}
 	rq.w.Header().Set("Content-Type", "application/x-ndjson")
 	rq.w.WriteHeader(http.StatusOK)
 	for _, l := range lines {
@@ -65,14 +72,18 @@ func (s *Server) auditTail(rq *request) (any, error) {
 	if !follow {
 		return nil, nil
 	}
-	err = audit.Follow(rq.ctx, path, end, func(line []byte) error {
+	// Follow until the client goes away or the server shuts down.
+	ctx, cancel := context.WithCancel(rq.ctx)
+	defer cancel()
+	defer context.AfterFunc(s.streams, cancel)()
+	err = audit.Follow(ctx, path, end, func(line []byte) error {
 		if _, err := rq.w.Write(append(line, '\n')); err != nil {
 			return err
 		}
 		flush(rq.w)
 		return nil
 	})
-	if err != nil && !errors.Is(err, rq.ctx.Err()) {
+	if err != nil && !errors.Is(err, ctx.Err()) {
 		s.log.Warn("following the audit log", "err", err)
 	}
 	return nil, nil
