@@ -78,7 +78,36 @@ Start with:  privy init && privy server`,
 		a.versionCommand(),
 		exitCodesTopic(),
 	)
+	guardGroups(root)
 	return root
+}
+
+// guardGroups makes every command group (a command with subcommands and no
+// action of its own) treat an unknown subcommand as a usage error: left to
+// cobra, the root fails with exit code 1 and `privy secret bogus` prints
+// help and succeeds.
+func guardGroups(c *cobra.Command) {
+	if c.HasSubCommands() && !c.Runnable() {
+		c.Args = unknownSubcommand
+		c.RunE = func(cmd *cobra.Command, args []string) error { return cmd.Help() }
+	}
+	for _, sub := range c.Commands() {
+		guardGroups(sub)
+	}
+}
+
+func unknownSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's default, set lazily
+	}
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+	}
+	return usageError{fmt.Errorf("%s (see `%s --help`)", msg, cmd.CommandPath())}
 }
 
 // usageError marks errors in how the command was called (exit code 2).

@@ -166,7 +166,7 @@ and waits for ` + "`privy unseal`" + `.`,
 	fl.BoolVar(&f.dev, "dev", false, "in-memory store with a random key; prints a root token")
 	fl.StringVar(&f.dataDir, "data-dir", "", "data directory (default $PRIVY_DATA_DIR, /var/lib/privy as root)")
 	fl.StringVar(&f.storeSpec, "store", "", "store backend: bolt:PATH (default bolt:DATA_DIR/privy.db) or mem:")
-	fl.StringVar(&f.socket, "socket", "", "unix socket path (default /run/privy/privy.sock as root)")
+	fl.StringVar(&f.socket, "socket", "", "unix socket path (default $PRIVY_ADDR if it is a path, else /run/privy/privy.sock as root)")
 	fl.StringVar(&f.listen, "listen", "", "also listen on this TCP host:port (TLS required)")
 	fl.StringVar(&f.tls.CertFile, "tls-cert", "", "TLS certificate (PEM)")
 	fl.StringVar(&f.tls.KeyFile, "tls-key", "", "TLS private key (PEM)")
@@ -189,7 +189,15 @@ func (a *app) runServer(ctx context.Context, f serverFlags) (err error) {
 		f.dataDir = paths.DataDir()
 	}
 	if f.socket == "" {
-		f.socket = paths.Socket()
+		// A PRIVY_ADDR that names a socket is where the CLI will look, so
+		// the server listens there too.
+		if v := os.Getenv("PRIVY_ADDR"); v != "" && !strings.Contains(v, "://") {
+			f.socket = v
+		} else if strings.HasPrefix(v, "unix://") {
+			f.socket = strings.TrimPrefix(v, "unix://")
+		} else {
+			f.socket = paths.Socket()
+		}
 	}
 	if f.maxVersions < 1 {
 		return usageError{errors.New("--max-versions must be at least 1")}
@@ -204,6 +212,9 @@ func (a *app) runServer(ctx context.Context, f serverFlags) (err error) {
 		syncMode = audit.SyncNone
 	default:
 		return usageError{fmt.Errorf("--audit-sync %q: use batch or none", f.auditSync)}
+	}
+	if err := checkListen(f.listen, f.tls); err != nil {
+		return err
 	}
 
 	cfg := server.Config{Logger: logger, MaxValueSize: f.maxValueSize, MaxVersions: f.maxVersions}
@@ -292,6 +303,31 @@ func (a *app) runServer(ctx context.Context, f serverFlags) (err error) {
 	err = srv.Serve(ctx, lns...)
 	logger.Info("privy server stopped")
 	return err
+}
+
+// checkListen refuses a --listen without TLS (other than plaintext on
+// loopback with --insecure-loopback) before anything is opened or created;
+// server.ListenTCP checks the same again when it listens.
+func checkListen(addr string, t server.TLSOptions) error {
+	if addr == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return usageError{fmt.Errorf("--listen %q: %w (want host:port)", addr, err)}
+	}
+	switch {
+	case (t.CertFile == "") != (t.KeyFile == ""):
+		return usageError{errors.New("TLS needs both --tls-cert and --tls-key")}
+	case t.CertFile != "":
+		return nil
+	case !t.InsecureLoopback:
+		return usageError{fmt.Errorf("--listen %s needs TLS: give --tls-cert and --tls-key (or --insecure-loopback on 127.0.0.1 for local testing)", addr)}
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return usageError{fmt.Errorf("--insecure-loopback allows only loopback addresses, not %q; give --tls-cert and --tls-key", host)}
+	}
+	return nil
 }
 
 // loadServerKey finds the master key for a persistent store.

@@ -106,15 +106,12 @@ func (a *app) loginCommand() *cobra.Command {
 			if tok == "" {
 				return usageError{errors.New("no token on stdin")}
 			}
-			c, err := a.client(false)
+			// Not a.client: the token file being replaced may be unreadable.
+			c, err := clientWithToken(a.serverAddr(), tok)
 			if err != nil {
 				return err
 			}
-			c2, err := clientWithToken(c.Addr(), tok)
-			if err != nil {
-				return err
-			}
-			info, err := c2.TokenSelf(cmd.Context())
+			info, err := c.TokenSelf(cmd.Context())
 			if err != nil {
 				return err
 			}
