@@ -158,6 +158,7 @@ func (s *Server) Serve(ctx context.Context, lns ...net.Listener) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          nil,
 	}
+	hs.RegisterOnShutdown(s.stopStreams)
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {
 		go func() { errc <- hs.Serve(ln) }()

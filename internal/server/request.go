@@ -245,7 +245,8 @@ func decodeJSON(r io.Reader, limit int64, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return badRequest("malformed JSON request body: "+jsonProblem(err), "see docs/api.md for the request format")
 	}
-	if dec.More() {
+	// Not dec.More, which reports no more data before a stray '}' or ']'.
+	if rest := bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
 		return badRequest("malformed JSON request body: data after the object", "send exactly one JSON object")
 	}
 	return nil

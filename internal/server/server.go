@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path"
+	"strings"
 	"sync"
 	"time"
 
@@ -69,6 +71,12 @@ type Server struct {
 	// key that a concurrent rotation is replacing.
 	keyMu sync.RWMutex
 	key   *seal.Key
+
+	// streams is cancelled when Serve starts shutting down, to end
+	// responses that would otherwise never finish (audit tail -f), which
+	// a graceful shutdown waits for.
+	streams     context.Context
+	stopStreams context.CancelFunc
 }
 
 // New returns a Server for cfg. If cfg.Key is set it is checked against the
@@ -99,6 +107,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, started: cfg.Now()}
+	s.streams, s.stopStreams = context.WithCancel(context.Background())
 	if cfg.Key != nil {
 		if err := checkKey(ctx, cfg.Store, cfg.Key); err != nil {
 			return nil, err
@@ -140,7 +149,62 @@ func (s *Server) Handler() http.Handler {
 		return nil, badRequest(fmt.Sprintf("no such endpoint: %s %s", rq.r.Method, rq.r.URL.Path),
 			"see docs/api.md for the endpoints under /v1/")
 	}))
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// ServeMux answers a path with an empty, "." or ".." segment with a
+		// redirect to the cleaned path, unaudited, and clients follow it by
+		// sending the same PUT or DELETE there: to another secret.
+		if p := r.URL.EscapedPath(); r.Method != http.MethodConnect && p != cleanPath(p) {
+			s.handle(uncleanOp(r), s.refuseUncleanPath)(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// cleanPath is the path ServeMux would redirect p to (as net/http's own
+// cleanPath: path.Clean, keeping a trailing slash).
+func cleanPath(p string) string {
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if strings.HasSuffix(p, "/") && np != "/" {
+		np += "/"
+	}
+	return np
+}
+
+// uncleanOp names the operation a request with an unclean path asked for.
+func uncleanOp(r *http.Request) string {
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/v1/history/") && r.Method == http.MethodGet:
+		return "secret.history"
+	case !strings.HasPrefix(r.URL.Path, "/v1/secrets/"):
+		return "unknown"
+	case r.Method == http.MethodGet:
+		return "secret.get"
+	case r.Method == http.MethodPut:
+		return "secret.put"
+	case r.Method == http.MethodDelete && r.URL.Query().Get("destroy") == "true":
+		return "secret.destroy"
+	case r.Method == http.MethodDelete:
+		return "secret.delete"
+	}
+	return "unknown"
+}
+
+// refuseUncleanPath fails a request whose URL path has an empty, "." or
+// ".." segment, naming the secret path when there is one.
+func (s *Server) refuseUncleanPath(rq *request) (any, error) {
+	if rq.entry.Op != "unknown" {
+		_, p, _ := strings.Cut(strings.TrimPrefix(rq.r.URL.Path, "/v1/"), "/")
+		rq.entry.Path = p
+		if err := store.ValidatePath(p); err != nil {
+			return nil, err
+		}
+	}
+	return nil, badRequest(fmt.Sprintf("URL path %q has an empty, '.' or '..' segment", rq.r.URL.Path),
+		"see docs/api.md for the endpoints under /v1/")
 }
 
 // currentKey returns the master key or errSealed. The caller must hold keyMu.
