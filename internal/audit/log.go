@@ -195,6 +195,18 @@ func (l *Log) Write(ctx context.Context, e Entry) error {
 	return b.err
 }
 
+// Err returns the error every Write would fail with now (ErrClosed, or
+// the failure that stopped the log), or nil while the log accepts lines.
+// Callers about to make a change that must be audited check it first.
+func (l *Log) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	return l.failed
+}
+
 // Head returns the seq and hex hash of the last line in the file: the Prev
 // the next line will carry. An empty log has seq 0 and GenesisHash.
 func (l *Log) Head() (seq uint64, hash string) {

@@ -78,11 +78,11 @@ func ListenUnix(path string) (net.Listener, error) {
 		}
 		os.Remove(path)
 	}
-	// Create the socket with no group/other access, then open it up to the
-	// group, so there is no moment where it is wider than 0660.
-	old := unix.Umask(0o177)
+	// The socket is created with the process umask (connecting needs write
+	// permission, which the usual umask 022 withholds from group and other)
+	// and set to 0660 at once. The umask is not changed here: it is
+	// process-wide and would race with files other goroutines create.
 	ln, err := net.Listen("unix", path)
-	unix.Umask(old)
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", path, err)
 	}

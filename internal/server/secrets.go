@@ -25,6 +25,9 @@ func (s *Server) putSecret(rq *request) (any, error) {
 	if err := decodeJSON(rq.r.Body, bodyLimit(s.cfg.MaxValueSize), &req); err != nil {
 		return nil, err
 	}
+	if err := s.auditReady(); err != nil {
+		return nil, err
+	}
 	if len(req.Value) > s.cfg.MaxValueSize {
 		return nil, &apiError{http.StatusRequestEntityTooLarge, api.Error{
 			Code:    api.CodeTooLarge,
@@ -96,6 +99,9 @@ func (s *Server) deleteSecret(rq *request) (any, error) {
 	}
 	if s.Sealed() {
 		return nil, errSealed
+	}
+	if err := s.auditReady(); err != nil {
+		return nil, err
 	}
 	if destroy {
 		err = s.cfg.Store.Destroy(rq.ctx, path)

@@ -15,9 +15,12 @@ import (
 )
 
 func (s *Server) status(rq *request) (any, error) {
+	// keyMu also guards cfg.KeySource, which unseal sets.
+	s.keyMu.RLock()
+	defer s.keyMu.RUnlock()
 	return api.Status{
 		Version:      Version,
-		Sealed:       s.Sealed(),
+		Sealed:       s.key == nil,
 		Store:        s.cfg.StoreName,
 		KeySource:    s.cfg.KeySource,
 		Started:      s.started,

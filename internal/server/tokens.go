@@ -64,6 +64,9 @@ func (s *Server) createToken(rq *request) (any, error) {
 	if req.Uses < 0 {
 		return nil, badRequest("uses must be 0 (unlimited) or more", "")
 	}
+	if err := s.auditReady(); err != nil {
+		return nil, err
+	}
 	tok, rec, err := token.Create(rq.ctx, s.cfg.Store, token.Spec{
 		Name: req.Name, Policy: p, TTL: ttl, Uses: req.Uses, CreatedBy: rq.tok.Accessor,
 	}, s.now())
@@ -97,13 +100,22 @@ func (s *Server) tokenSelf(rq *request) (any, error) {
 	if err := s.authenticate(rq); err != nil {
 		return nil, err
 	}
-	return tokenInfo(*rq.tok), nil
+	info := tokenInfo(*rq.tok)
+	// The record is the one from before this request spent a use.
+	if rq.tok.UsesLeft > 0 {
+		n := rq.tok.UsesLeft - 1
+		info.UsesLeft = &n
+	}
+	return info, nil
 }
 
 func (s *Server) revokeToken(rq *request) (any, error) {
 	acc := rq.r.PathValue("accessor")
 	rq.entry.Path = acc
 	if err := s.authorize(rq, policy.Admin, sysTokens); err != nil {
+		return nil, err
+	}
+	if err := s.auditReady(); err != nil {
 		return nil, err
 	}
 	if err := token.Revoke(rq.ctx, s.cfg.Store, acc); err != nil {
