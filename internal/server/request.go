@@ -138,7 +138,17 @@ func (s *Server) authenticate(rq *request) error {
 		return errUnauthenticated("no token given",
 			"set PRIVY_TOKEN, or run `privy login` with the token `privy init` printed")
 	}
-	rec, err := token.Check(rq.ctx, s.cfg.Store, tok, s.now())
+	now := s.now()
+	if rec, ok := s.tokens.get(tok, now); ok {
+		rq.tok = &rec
+		rq.entry.Actor = "token:" + rec.Accessor
+		return nil
+	}
+	gen := s.tokens.generation()
+	rec, err := token.Check(rq.ctx, s.cfg.Store, tok, now)
+	if err == nil {
+		s.tokens.put(tok, rec, now, gen)
+	}
 	if err != nil {
 		if errors.Is(err, token.ErrMalformed) || errors.Is(err, token.ErrUnknown) ||
 			errors.Is(err, token.ErrExpired) || errors.Is(err, token.ErrUsedUp) {

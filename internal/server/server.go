@@ -72,6 +72,8 @@ type Server struct {
 	keyMu sync.RWMutex
 	key   *seal.Key
 
+	tokens tokenCache
+
 	// streams is cancelled when Serve starts shutting down, to end
 	// responses that would otherwise never finish (audit tail -f), which
 	// a graceful shutdown waits for.

@@ -118,7 +118,9 @@ func (s *Server) revokeToken(rq *request) (any, error) {
 	if err := s.auditReady(); err != nil {
 		return nil, err
 	}
-	if err := token.Revoke(rq.ctx, s.cfg.Store, acc); err != nil {
+	err := token.Revoke(rq.ctx, s.cfg.Store, acc)
+	s.tokens.forget(acc)
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, &apiError{http.StatusNotFound, api.Error{
 				Code: api.CodeNotFound, Message: fmt.Sprintf("no token with accessor %q", acc),
