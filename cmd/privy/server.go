@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -182,6 +183,11 @@ and waits for ` + "`privy unseal`" + `.`,
 
 func (a *app) runServer(ctx context.Context, f serverFlags) (err error) {
 	logger := slog.New(slog.NewTextHandler(a.stderr, nil))
+	// The live heap is a few MiB, so the default GOGC=100 collects very
+	// often under load; 400 trades a few MiB for far fewer cycles.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 	if err := server.Harden(); err != nil {
 		logger.Warn("hardening", "err", err)
 	}

@@ -86,6 +86,9 @@ type Key struct {
 	raw [KeySize]byte
 	id  [idSize]byte
 	ok  bool
+	// wrapper is the AEAD of raw, built once: Go's AES-GCM keeps no state
+	// between calls and is safe for concurrent use.
+	wrapper cipher.AEAD
 }
 
 // NewKey returns a master key holding a copy of raw, which must be KeySize
@@ -101,6 +104,11 @@ func NewKey(raw []byte) (*Key, error) {
 	h.Write([]byte{0})
 	h.Write(k.raw[:])
 	copy(k.id[:], h.Sum(nil))
+	aead, err := newGCM(k.raw[:])
+	if err != nil {
+		return nil, err
+	}
+	k.wrapper = aead
 	return k, nil
 }
 
@@ -264,7 +272,7 @@ func (k *Key) usable(version int) error {
 
 // wrap appends nonce | ciphertext | tag of the data key dk to dst.
 func (k *Key) wrap(dst, dk []byte, path string, version int) ([]byte, error) {
-	aead, err := newGCM(k.raw[:])
+	aead, err := k.aead()
 	if err != nil {
 		return nil, err
 	}
@@ -284,7 +292,7 @@ func (k *Key) unwrap(e envelope, path string, version int) ([]byte, error) {
 	if !bytes.Equal(e.id, k.id[:]) {
 		return nil, fmt.Errorf("sealed under master key %s, not %s: %w", hex.EncodeToString(e.id), k.ID(), ErrWrongKey)
 	}
-	aead, err := newGCM(k.raw[:])
+	aead, err := k.aead()
 	if err != nil {
 		return nil, err
 	}
@@ -331,6 +339,15 @@ func associatedData(domain, path string, version int) []byte {
 
 // newGCM returns AES-256-GCM under key. A fresh AEAD per operation keeps Key
 // free of shared cipher state.
+// aead returns the master key's AEAD (built on demand for a Key that did
+// not come from NewKey, which the callers above refuse anyway).
+func (k *Key) aead() (cipher.AEAD, error) {
+	if k.wrapper != nil {
+		return k.wrapper, nil
+	}
+	return newGCM(k.raw[:])
+}
+
 func newGCM(key []byte) (cipher.AEAD, error) {
 	block, err := aes.NewCipher(key)
 	if err != nil {
