@@ -34,6 +34,8 @@ const exitCodesHelp = `Exit codes of privy commands:
   4  denied: no token, an unknown, expired or used-up token, or a missing capability
   5  unavailable: the server cannot be reached, or its store is sealed
 
+privy scan follows scanner conventions instead: 0 clean, 1 findings, 2 error.
+
 Errors are printed on stderr as "privy: error: ..." followed, where privy knows
 what to do about it, by "privy: hint: ...". Results go to stdout.`
 
@@ -47,14 +49,28 @@ func exitCodesTopic() *cobra.Command {
 
 // report prints err with a hint and returns its exit code.
 func (a *app) report(err error) int {
+	var so *scanOutcome
+	if errors.As(err, &so) {
+		// privy scan: 1 means findings (already reported), 2 any error.
+		if so.err == nil {
+			return so.code
+		}
+		msg, hint, _ := a.explain(so.err)
+		a.print(msg, hint)
+		return so.code
+	}
 	msg, hint, code := a.explain(err)
+	a.print(msg, hint)
+	return code
+}
+
+func (a *app) print(msg, hint string) {
 	fmt.Fprintf(a.stderr, "privy: error: %s\n", msg)
 	if hint != "" {
 		for _, l := range strings.Split(hint, "\n") {
 			fmt.Fprintf(a.stderr, "privy: hint: %s\n", l)
 		}
 	}
-	return code
 }
 
 // explain keeps in one place how known errors read and what the user should

@@ -75,6 +75,7 @@ Start with:  privy init && privy server`,
 		a.tokenCommand(),
 		a.auditCommand(),
 		a.adminCommand(),
+		a.scanCommand(),
 		a.versionCommand(),
 		exitCodesTopic(),
 	)
