@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # privy's main job, end to end on the embedded store, on a fresh machine:
 # store a secret, build an image whose build step uses it, run a container
-# that receives it, and check the image for the value.
+# that receives it, and scan the image for the value with privy scan.
 #
 # Everything lives in a temporary directory and a private server that this
 # script starts and stops; the secret value is passed through stdin and the
@@ -62,8 +62,11 @@ RUN --mount=type=secret,id=registry-token \
 CMD ["sh", "-c", "sha256sum /run/secrets/registry-token | cut -d' ' -f1"]
 EOF
 # The value travels in the builder's environment (--secret id=…,env=…).
+# --no-cache: BuildKit's cache key ignores secret values, so a cached step
+# would show an earlier run's secret (privy build will fold a keyed hash of
+# each secret's version into the build instead).
 DEMO_SECRET=$(PRIVY_TOKEN=$build_token "$privy" secret get demo/registry-token) \
-	"$DOCKER" build -q --network none --secret id=registry-token,env=DEMO_SECRET -t "$image" "$work/ctx" >/dev/null
+	"$DOCKER" build -q --no-cache --network none --secret id=registry-token,env=DEMO_SECRET -t "$image" "$work/ctx" >/dev/null
 want=$("$privy" secret get demo/registry-token | sha256sum | cut -d' ' -f1)
 got=$("$DOCKER" run --rm --network none "$image" cat /build-saw-sha256)
 [ "$got" = "$want" ] || { echo "demo: the build step did not see the secret" >&2; exit 1; }
@@ -78,12 +81,28 @@ got=$("$privy" secret get demo/registry-token | "$DOCKER" run -i --rm --network 
 [ "$got" = "$want" ] || { echo "demo: the container did not receive the secret" >&2; exit 1; }
 echo "the container received the secret (sha256 $got)"
 
-say "checking the image for the value: history, inspect and every layer"
-PRIVY_DEMO_VALUE=$("$privy" secret get demo/registry-token) \
-	go run ./scripts/imagecheck "$image"
+say "privy scan: the image's config, history and every layer, for every value in the store"
+"$privy" scan --prefix demo/ "$image"
+
+say "privy scan catches the classic mistake: a build step that copies the secret into a layer"
+leaky="privy-demo/leaky:$$"
+cat >"$work/ctx/Dockerfile" <<'EOF2'
+FROM privy-test/busybox:latest
+RUN --mount=type=secret,id=registry-token cat /run/secrets/registry-token > /token.txt
+RUN rm /token.txt
+EOF2
+DEMO_SECRET=$("$privy" secret get demo/registry-token) \
+	"$DOCKER" build -q --no-cache --network none --secret id=registry-token,env=DEMO_SECRET -t "$leaky" "$work/ctx" >/dev/null
+set +e
+"$privy" scan --prefix demo/ "$leaky"
+rc=$?
+set -e
+"$DOCKER" image rm -f "$leaky" >/dev/null
+[ "$rc" = 1 ] || { echo "demo: privy scan should have reported the leak (exit 1), got $rc" >&2; exit 1; }
+echo "privy scan exited 1: the deleted /token.txt is still in its layer, and the report names it without the value"
 
 say "the audit log: every request, hash-chained"
 "$privy" audit tail -n 5
 "$privy" audit verify
 
-say "done: the secret was used at build and run time and is in no image artifact"
+say "done: the secret was used at build and run time, is in no artifact of the image, and a leaky build is caught"
