@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/privyhq/privy/internal/scan/detect"
@@ -124,7 +125,7 @@ func (s *Scanner) resolve(h match.Hit, data []byte, start int64, lines int) []Fi
 			Secret:   s.known[l.known].Name,
 			Encoding: l.encoding,
 			Line:     lines + bytes.Count(data[:begin], []byte{'\n'}) + 1,
-			Excerpt:  excerpt(data, begin, min(end, len(data))),
+			Excerpt:  s.excerpt(data, begin, min(end, len(data))),
 		}}
 	}
 	ws, we := max(begin-ruleWindow, 0), min(end+ruleWindow, len(data))
@@ -160,23 +161,93 @@ func (s *Scanner) findings(hits []match.Hit, data []byte, start int64, lines int
 	return out
 }
 
-// excerpt shows a little context around data[b:e] with the match itself
-// replaced, so a reader can find the place without seeing the value.
-func excerpt(data []byte, b, e int) string {
+// excerpt shows a little context around data[b:e] on its line, with the
+// match replaced, so a reader can find the place without seeing the value.
+// Any other known value or detector secret within the context is replaced
+// too: two values often sit side by side (user:password in a URL).
+func (s *Scanner) excerpt(data []byte, b, e int) string {
 	const ctx = 16
-	pre := data[max(b-ctx, 0):b]
-	post := data[e:min(e+ctx, len(data))]
-	if i := bytes.LastIndexByte(pre, '\n'); i >= 0 {
-		pre = pre[i+1:]
+	from, to := max(b-ctx, 0), min(e+ctx, len(data))
+	if i := bytes.LastIndexByte(data[from:b], '\n'); i >= 0 {
+		from += i + 1
 	}
-	if i := bytes.IndexByte(post, '\n'); i >= 0 {
-		post = post[:i]
+	if i := bytes.IndexByte(data[e:to], '\n'); i >= 0 {
+		to = e + i
 	}
+	// Look far enough around the context to see whole values and the
+	// keywords of rules whose secrets reach into it.
+	margin := max(s.maxLen, ruleWindow)
+	lo, hi := max(from-margin, 0), min(to+margin, len(data))
+	hide := make([]bool, to-from)
+	mark := func(x, y int) {
+		for i := max(x, from); i < min(y, to); i++ {
+			hide[i-from] = true
+		}
+	}
+	mark(b, e)
+	for _, r := range s.secrets(data[lo:hi]) {
+		mark(lo+r[0], lo+r[1])
+	}
+	return masked(data[from:to], hide)
+}
+
+// secrets returns the ranges of text that hold a known value (in any of its
+// forms) or a detector's secret.
+func (s *Scanner) secrets(text []byte) [][2]int {
+	var out [][2]int
+	s.m.Find(text, func(h match.Hit) {
+		l := s.lits[h.ID]
+		end := int(h.End)
+		if l.known >= 0 {
+			out = append(out, [2]int{max(end-l.length, 0), end})
+			return
+		}
+		ws, we := max(end-l.length-ruleWindow, 0), min(end+ruleWindow, len(text))
+		for _, m := range s.rules[l.rule].Check(text[ws:we]) {
+			out = append(out, [2]int{ws + m.Start, ws + m.End})
+		}
+	})
+	return out
+}
+
+// redact returns text with every known value and detector secret in it
+// replaced by "****", for text a report shows whole (a layer's created_by,
+// where build arguments land).
+func (s *Scanner) redact(text string) string {
+	rs := s.secrets([]byte(text))
+	if len(rs) == 0 {
+		return text
+	}
+	hide := make([]bool, len(text))
+	for _, r := range rs {
+		for i := r[0]; i < r[1]; i++ {
+			hide[i] = true
+		}
+	}
+	return masked([]byte(text), hide)
+}
+
+// masked quotes text for a report, writing each run of hidden bytes as
+// "****".
+func masked(text []byte, hide []bool) string {
 	q := func(b []byte) string {
 		s := strconv.QuoteToASCII(string(b))
 		return s[1 : len(s)-1]
 	}
-	return q(pre) + "****" + q(post)
+	var out strings.Builder
+	for i := 0; i < len(text); {
+		j := i
+		for j < len(text) && hide[j] == hide[i] {
+			j++
+		}
+		if hide[i] {
+			out.WriteString("****")
+		} else {
+			out.WriteString(q(text[i:j]))
+		}
+		i = j
+	}
+	return out.String()
 }
 
 // printable reports whether a detector's secret is text: secrets that

@@ -167,13 +167,19 @@ func (s *Scanner) ScanImage(ctx context.Context, img image.Image) (*Result, erro
 	}
 	res.Layers = len(layers)
 	res.Findings = append(res.Findings, s.scanConfig(img.Name(), cfg)...)
+	// A layer's created_by holds the build arguments of its RUN: shown
+	// with every finding of the layer, it must not show their values.
+	createdBy := make([]string, len(layers))
+	for i, l := range layers {
+		createdBy[i] = s.redact(l.CreatedBy)
+	}
 	for _, p := range found {
 		fd := p.find
 		fd.Image = img.Name()
 		fd.Layer = idx.LayerOf(&p.f)
 		if fd.Layer >= 0 && fd.Layer < len(layers) {
 			fd.LayerDigest = layers[fd.Layer].DiffID.String()
-			fd.CreatedBy = layers[fd.Layer].CreatedBy
+			fd.CreatedBy = createdBy[fd.Layer]
 		}
 		fd.Present = idx.PresentFile(&p.f)
 		res.Findings = append(res.Findings, fd)

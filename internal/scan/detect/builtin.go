@@ -226,6 +226,9 @@ var builtin = sync.OnceValue(func() []*Rule {
 				regexp.MustCompile(`^(?:[A-Z_]+|[a-z_]+|[a-z]+(?:[A-Z][a-z]+)+)$`),
 				// Paths.
 				regexp.MustCompile(`^(?:/|\./|\.\./|~/)[A-Za-z0-9_./-]*$`),
+				// The next assignment after an empty one: the history of
+				// ENV TOKEN=${UNSET} OTHER=x reads "TOKEN= OTHER=x".
+				regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*=`),
 				// Formats that the specific rules above own, so that
 				// GITHUB_TOKEN=ghp_... is reported once.
 				regexp.MustCompile(`^(?:gh[pousr]_|github_pat_|glpat-|xox[bpar]-|[sr]k_live_|AIza|npm_|pypi-|AKIA|ASIA|eyJ|-----BEGIN)`),

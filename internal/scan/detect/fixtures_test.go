@@ -216,6 +216,7 @@ func examples() []example {
 		{"password-assignment", "password_sha256 = e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", ""},
 		{"password-assignment", "session_token_id = 123e4567-e89b-12d3-a456-426614174000", ""},
 		{"password-assignment", "if password == " + pw, ""},
+		{"password-assignment", "ENV APP_TOKEN= SECRET_KEY_FILE=/run/secrets/key DB_PASSWORD=changeme", ""},
 		{"password-assignment", "GITHUB_TOKEN=ghp_" + synth(36), ""}, // reported by github-token
 		{"password-assignment", "aws_secret_access_key = " + aws40, ""},
 	}
