@@ -10,6 +10,7 @@
 //	bench fill -data-dir DIR -n N [-size B]         load secrets into a stopped store
 //	bench load -socket S [-secrets N] [-puts] …     drive a running server (for profiling)
 //	bench baseline -socket S                        plain net/http server: the ceiling
+//	bench scan -privy BIN -work DIR [-out FILE] …   the image scanner against trufflehog and gitleaks
 //
 // Timing on shared machines is noisy, so every configuration is measured in
 // several rounds, configurations alternate within a round, and the report
@@ -39,7 +40,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: bench run|fill|load|baseline [flags] (see -h of each)")
+		fmt.Fprintln(stderr, "usage: bench run|fill|load|baseline|scan [flags] (see -h of each)")
 		return 2
 	}
 	var err error
@@ -52,8 +53,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = loadCommand(ctx, args[1:], stdout, stderr)
 	case "baseline":
 		err = baselineCommand(ctx, args[1:], stderr)
+	case "scan":
+		err = scanCommand(ctx, args[1:], stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "bench: unknown subcommand %q: use run, fill, load or baseline\n", args[0])
+		fmt.Fprintf(stderr, "bench: unknown subcommand %q: use run, fill, load, baseline or scan\n", args[0])
 		return 2
 	}
 	if errors.Is(err, flag.ErrHelp) {

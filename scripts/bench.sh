@@ -3,8 +3,19 @@
 # benchmark against the real `privy server` binary, writes
 # docs/benchmarks.md and prints the results table. `make bench` runs it.
 #
-#   scripts/bench.sh                          what `make bench` runs (~10 minutes)
+#   scripts/bench.sh                          what `make bench` runs (~10 minutes, plus the scanner)
 #   scripts/bench.sh -rounds 1 -duration 3s   a quick look; flags go to `bench run`
+#   BENCH_ONLY=server scripts/bench.sh        only the server benchmarks
+#   BENCH_ONLY=scan scripts/bench.sh [-rounds 1]
+#                                             only the scanner benchmark (`bench scan`,
+#                                             which gets the flags); it replaces the
+#                                             "Scanner" section of docs/benchmarks.md
+#                                             and keeps the rest
+#
+# The scanner benchmark compares `privy scan` with trufflehog and gitleaks,
+# which it installs once with the Go toolchain into $PRIVY_BENCH_CACHE/bin
+# (default ~/.cache/privy-bench/bin); a peer that fails to install is
+# reported as skipped. Tests never use them.
 #
 # Everything lives in one temporary folder, removed at exit, and every
 # process started here is stopped at exit, however the script exits. The
@@ -14,6 +25,18 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 say() { echo "bench: $*" >&2; }
+
+only=${BENCH_ONLY:-}
+case $only in
+"" | server | scan) ;;
+*)
+	say "BENCH_ONLY must be server or scan, not $only"
+	exit 2
+	;;
+esac
+cache=${PRIVY_BENCH_CACHE:-$HOME/.cache/privy-bench}
+gitleaks_version=${GITLEAKS_VERSION:-v8.30.1}
+trufflehog_version=${TRUFFLEHOG_VERSION:-v3.90.0}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/privy-bench.XXXXXX")
 harness=
@@ -38,6 +61,7 @@ if [[ -n ${MAKELEVEL:-} ]]; then
 else
 	command="scripts/bench.sh${*:+ $*}"
 fi
+[[ -n $only ]] && command="BENCH_ONLY=$only $command"
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -46,6 +70,9 @@ say "building privy and the harness in $work"
 CGO_ENABLED=0 go build -trimpath -o "$work/privy" ./cmd/privy
 go build -o "$work/bench" ./bench
 
+# run_server runs the server benchmarks and writes docs/benchmarks.md
+# afresh. (Its body is not indented: it holds heredocs.)
+run_server() {
 say "running the benchmarks (progress below; the table comes at the end)"
 # In the background, so that the traps above run as soon as a signal comes.
 "$work/bench" run -privy "$work/privy" -work "$work" -out "$work/results.md" -repo . "$@" >/dev/null &
@@ -156,3 +183,114 @@ EOF
 
 say "wrote docs/benchmarks.md"
 cat "$work/results.md"
+}
+
+# install_peers puts gitleaks and trufflehog into $cache/bin, once per
+# version, and prints the flags that hand them to `bench scan`. A peer that
+# fails to install (no module proxy, over 10 minutes) is skipped, loudly.
+install_peers() {
+	local bin=$cache/bin
+	mkdir -p "$bin"
+	local gl=$bin/gitleaks-$gitleaks_version th=$bin/trufflehog-$trufflehog_version
+	if [[ ! -x $gl ]]; then
+		say "installing gitleaks $gitleaks_version into $bin (once)"
+		local tmp=$work/gobin-gitleaks
+		if (cd "$work" && GOBIN=$tmp GOFLAGS= timeout 600 go install "github.com/zricethezav/gitleaks/v8@$gitleaks_version") >&2; then
+			mv "$tmp/gitleaks" "$gl"
+		else
+			say "could not install gitleaks $gitleaks_version: skipping it"
+		fi
+	fi
+	if [[ ! -x $th ]]; then
+		# `go install …@version` cannot build trufflehog: its go.mod has
+		# replace directives. Build its module as a main module instead.
+		say "installing trufflehog $trufflehog_version into $bin (once; a large build)"
+		local dir
+		if dir=$(cd "$work" && GOFLAGS=-mod=mod timeout 300 go mod download -json "github.com/trufflesecurity/trufflehog/v3@$trufflehog_version" |
+			sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p') && [[ -n $dir ]] &&
+			(cd "$dir" && GOFLAGS=-mod=mod timeout 600 go build -trimpath -o "$th.tmp" .) >&2; then
+			mv "$th.tmp" "$th"
+		else
+			rm -f "$th.tmp"
+			say "could not install trufflehog $trufflehog_version within 10 minutes: skipping it"
+		fi
+	fi
+	[[ -x $gl ]] && printf -- '-gitleaks\n%s\n' "$gl"
+	[[ -x $th ]] && printf -- '-trufflehog\n%s\n' "$th"
+	return 0
+}
+
+# run_scan runs the scanner benchmark and appends its section to
+# docs/benchmarks.md, replacing a "Scanner" section already there (the
+# last section of the file).
+run_scan() {
+	local peers=()
+	mapfile -t peers < <(install_peers)
+	mkdir -p "$work/scan"
+	say "running the scanner benchmark (generates a 1 GiB image in $work/scan)"
+	"$work/bench" scan -privy "$work/privy" -work "$work/scan" -out "$work/scan.md" "${peers[@]}" "$@" >/dev/null &
+	harness=$!
+	wait "$harness"
+	harness=
+	rm -rf "$work/scan"
+
+	local doc=docs/benchmarks.md
+	if [[ -f $doc ]]; then
+		local kept
+		kept=$(sed '/^## Scanner$/,$d' "$doc") # $(…) drops trailing blank lines
+		printf '%s\n\n' "$kept" >"$doc"
+	fi
+	{
+		cat <<EOF
+## Scanner
+
+Produced by \`$command\` on $(date -u '+%Y-%m-%d %H:%M UTC') ($(nproc) CPUs,
+load average before: $(cut -d' ' -f1-3 /proc/loadavg)).
+
+EOF
+		cat "$work/scan.md"
+		cat <<'EOF'
+
+### What is measured
+
+`bench scan` (bench/scan*.go) generates a seeded, reproducible image of
+about 1 GiB as a `docker save` tarball written directly (no registry, no
+engine), with five values planted the ways leaks land in images, and a
+file of 1,000 known values that holds them. Then, in each round, it runs
+as child processes and times:
+
+- **privy scan** with the 1,000 known values (each also in base64, hex,
+  URL- and JSON-escaped forms) and every built-in detector, on the
+  tarball; its JSON report tells which planted values it found. Also with
+  `--no-rules` (known values only), to show what the detectors cost.
+- **trufflehog** on the same tarball (`file://`), without verification or
+  update checks: it matches its detectors' patterns and knows no values.
+- **gitleaks** on the layers extracted once into one folder each, before
+  the rounds (deleted files are thus still there, as in the tarball).
+- **read**: reading the tarball in the harness, the ceiling for any tool.
+
+Peak RSS is the child's `ru_maxrss`; CPU is its user + system time over
+its wall-clock time. Everything is in the page cache (the image was just
+written, 24 GiB of RAM), so these are CPU costs, not disk speed.
+
+To see where privy's time goes, scan the same image in-process (the same
+`internal/scan` call `privy scan --known-file` makes) under the CPU
+profiler:
+
+    go build -o /tmp/bench ./bench && mkdir -p /tmp/sb
+    /tmp/bench scan -work /tmp/sb -cpuprofile /tmp/scan.prof
+    go tool pprof -top /tmp/bench /tmp/scan.prof
+EOF
+	} >>"$doc"
+	say "appended the Scanner section to $doc"
+	cat "$work/scan.md"
+}
+
+case $only in
+server) run_server "$@" ;;
+scan) run_scan "$@" ;;
+*)
+	run_server "$@"
+	run_scan
+	;;
+esac
