@@ -58,6 +58,12 @@ func (s *Scanner) scanFile(f *image.File, r io.Reader) ([]Finding, int64, error)
 	var hits []match.Hit
 	st := s.m.NewStream(func(h match.Hit) { hits = append(hits, h) })
 	var waiting []match.Hit // keyword hits whose window is not read yet
+	// checkedTo[r] is where the last window rule r was checked on ends. A
+	// rule's check finds every secret in its window, so a later keyword
+	// hit of the same rule well inside that window needs no check of its
+	// own; dense keywords (a config full of "token") would otherwise have
+	// the same bytes checked over and over.
+	checkedTo := make([]int64, len(s.rules))
 
 	var (
 		start int64 // stream offset of buf[0]
@@ -88,6 +94,12 @@ func (s *Scanner) scanFile(f *image.File, r io.Reader) ([]Finding, int64, error)
 			if l.known < 0 && !eof && h.End+ruleWindow > end {
 				waiting = append(waiting, h)
 				continue
+			}
+			if l.known < 0 {
+				if h.End+ruleWindow/2 <= checkedTo[l.rule] {
+					continue
+				}
+				checkedTo[l.rule] = min(h.End+ruleWindow, end)
 			}
 			for _, fd := range s.resolve(h, data, start, lines) {
 				emit(fd)
