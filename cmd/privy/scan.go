@@ -7,8 +7,11 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/privyhq/privy/client"
 	"github.com/privyhq/privy/internal/scan"
@@ -93,6 +96,8 @@ Exit status: 0 clean, 1 findings, 2 error.`,
 				}
 				opts.Rules = append(detect.Builtin(), user...)
 			}
+			var scanned atomic.Int64
+			opts.Progress = func(n int64) { scanned.Add(n) }
 			known, err := a.knownValues(cmd, knownFile, prefix)
 			if err != nil {
 				return fail(err)
@@ -108,7 +113,9 @@ Exit status: 0 clean, 1 findings, 2 error.`,
 			}
 			var all []scan.Finding
 			for _, ref := range args {
+				stop := a.progress(ref, &scanned)
 				res, err := sc.Scan(cmd.Context(), ref)
+				stop()
 				if err != nil {
 					return fail(err)
 				}
@@ -225,4 +232,42 @@ func splitKnown(b []byte, name string) []scan.Known {
 		out = append(out, scan.Known{Name: name + ":" + strconv.Itoa(i+1), Value: v})
 	}
 	return out
+}
+
+// progress shows how much of ref has been scanned on stderr while the scan
+// runs, when stderr is a terminal and the scan takes more than a moment.
+// The returned func stops it and clears the line.
+func (a *app) progress(ref string, scanned *atomic.Int64) func() {
+	f, ok := a.stderr.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return func() {}
+	}
+	base := scanned.Load()
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		start := time.Now()
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		shown := false
+		for {
+			select {
+			case <-done:
+				if shown {
+					fmt.Fprint(f, "\r\033[K")
+				}
+				return
+			case <-t.C:
+				if time.Since(start) < time.Second {
+					continue
+				}
+				n := scanned.Load() - base
+				secs := time.Since(start).Seconds()
+				fmt.Fprintf(f, "\r\033[Kscanning %s: %.0f MB, %.0f MB/s", ref, float64(n)/1e6, float64(n)/1e6/secs)
+				shown = true
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }

@@ -81,6 +81,9 @@ func (s *Scanner) scanFile(f *image.File, r io.Reader) ([]Finding, int64, error)
 			st.Write(buf[fill : fill+n])
 			fill += n
 			total += int64(n)
+			if s.opts.Progress != nil {
+				s.opts.Progress(int64(n))
+			}
 		}
 		eof := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 		if err != nil && !eof {

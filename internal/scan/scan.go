@@ -37,6 +37,10 @@ type Options struct {
 	// NoFileRules turns off findings for files that are secrets by name.
 	NoFileRules bool
 	Walk        image.WalkOptions
+	// Progress, if set, is called with the number of bytes of layer data
+	// just scanned, from the scanning goroutines (it must be safe for
+	// concurrent use and fast).
+	Progress func(n int64)
 }
 
 // Scanner scans images for the values and rules it was built with. It is
