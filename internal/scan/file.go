@@ -24,6 +24,9 @@ const (
 	keep = 2*ruleWindow + 256
 	// headSize is how much of a file the file rules see.
 	headSize = 4 << 10
+	// maxPerFile bounds the findings listed for one secret or rule in one
+	// file; the rest are counted in the last one's More.
+	maxPerFile = 20
 )
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, keep+chunkSize); return &b }}
@@ -38,12 +41,21 @@ func (s *Scanner) scanFile(f *image.File, r io.Reader) ([]Finding, int64, error)
 
 	var out []Finding
 	seen := map[string]bool{}
+	listed := map[string]int{} // per secret or rule: index of its last listed finding
+	counts := map[string]int{} // per secret or rule: findings listed
 	emit := func(fd Finding) {
-		key := fd.Kind + "\x00" + fd.Secret + "\x00" + fd.Rule + "\x00" + strconv.Itoa(fd.Line)
+		what := fd.Kind + "\x00" + fd.Secret + "\x00" + fd.Rule
+		key := what + "\x00" + strconv.Itoa(fd.Line) + "\x00" + strconv.FormatInt(fd.off, 10)
 		if seen[key] {
 			return
 		}
+		if counts[what] >= maxPerFile {
+			out[listed[what]].More++
+			return
+		}
 		seen[key] = true
+		counts[what]++
+		listed[what] = len(out)
 		fd.Where = "layer"
 		fd.Path = f.Path
 		if len(f.Inner) > 0 {
@@ -104,7 +116,7 @@ func (s *Scanner) scanFile(f *image.File, r io.Reader) ([]Finding, int64, error)
 				}
 				checkedTo[l.rule] = min(h.End+ruleWindow, end)
 			}
-			for _, fd := range s.resolve(h, data, start, lines) {
+			for _, fd := range s.resolve(h, data, start, lines, [2]bool{start > 0, !eof}) {
 				emit(fd)
 			}
 		}
@@ -130,17 +142,24 @@ func (s *Scanner) scanFile(f *image.File, r io.Reader) ([]Finding, int64, error)
 
 // resolve turns one hit into findings: a known value found, or the
 // findings of a rule's check on the window around a keyword.
-func (s *Scanner) resolve(h match.Hit, data []byte, start int64, lines int) []Finding {
+//
+// cut says whether data starts after the file's start ([0]) and ends
+// before its end ([1]): context that may reach past such an edge is left
+// out of excerpts, since a value there cannot be seen whole to be masked.
+func (s *Scanner) resolve(h match.Hit, data []byte, start int64, lines int, cut [2]bool) []Finding {
 	l := s.lits[h.ID]
 	end := int(h.End - start)
 	begin := max(end-l.length, 0)
 	if l.known >= 0 {
+		// Count lines from the match's end: its start may lie before the
+		// buffer for values longer than what the buffer keeps.
+		line := lines + bytes.Count(data[:end], []byte{'\n'}) - l.newlines + 1
 		return []Finding{{
 			Kind:     "known",
 			Secret:   s.known[l.known].Name,
 			Encoding: l.encoding,
-			Line:     lines + bytes.Count(data[:begin], []byte{'\n'}) + 1,
-			Excerpt:  s.excerpt(data, begin, min(end, len(data))),
+			Line:     max(line, 1),
+			Excerpt:  s.excerpt(data, begin, min(end, len(data)), cut),
 		}}
 	}
 	ws, we := max(begin-ruleWindow, 0), min(end+ruleWindow, len(data))
@@ -155,18 +174,19 @@ func (s *Scanner) resolve(h match.Hit, data []byte, start int64, lines int) []Fi
 			Rule:    m.RuleID,
 			Line:    lines + bytes.Count(data[:ws+m.Start], []byte{'\n'}) + 1,
 			Excerpt: detect.Redact(m.Secret),
+			off:     start + int64(ws+m.Start),
 		})
 	}
 	return out
 }
 
 // findings resolves the hits of a buffer scanned whole (config fields).
-func (s *Scanner) findings(hits []match.Hit, data []byte, start int64, lines int, _ []Finding) []Finding {
+func (s *Scanner) findings(hits []match.Hit, data []byte) []Finding {
 	var out []Finding
 	seen := map[string]bool{}
 	for _, h := range hits {
-		for _, fd := range s.resolve(h, data, start, lines) {
-			key := fd.Kind + "\x00" + fd.Secret + "\x00" + fd.Rule
+		for _, fd := range s.resolve(h, data, 0, 0, [2]bool{}) {
+			key := fd.Kind + "\x00" + fd.Secret + "\x00" + fd.Rule + "\x00" + strconv.FormatInt(fd.off, 10)
 			if !seen[key] {
 				seen[key] = true
 				out = append(out, fd)
@@ -180,9 +200,17 @@ func (s *Scanner) findings(hits []match.Hit, data []byte, start int64, lines int
 // match replaced, so a reader can find the place without seeing the value.
 // Any other known value or detector secret within the context is replaced
 // too: two values often sit side by side (user:password in a URL).
-func (s *Scanner) excerpt(data []byte, b, e int) string {
+func (s *Scanner) excerpt(data []byte, b, e int, cut [2]bool) string {
 	const ctx = 16
 	from, to := max(b-ctx, 0), min(e+ctx, len(data))
+	// A value that starts in the context but runs past a buffer edge that
+	// is not the file's edge could not be recognised to be masked.
+	if cut[0] && from-s.maxLen < 0 {
+		from = b
+	}
+	if cut[1] && to+s.maxLen > len(data) {
+		to = e
+	}
 	if i := bytes.LastIndexByte(data[from:b], '\n'); i >= 0 {
 		from += i + 1
 	}
@@ -210,6 +238,16 @@ func (s *Scanner) excerpt(data []byte, b, e int) string {
 // forms) or a detector's secret.
 func (s *Scanner) secrets(text []byte) [][2]int {
 	var out [][2]int
+	for _, v := range s.short {
+		for off := 0; ; {
+			i := bytes.Index(text[off:], v)
+			if i < 0 {
+				break
+			}
+			out = append(out, [2]int{off + i, off + i + len(v)})
+			off += i + 1
+		}
+	}
 	s.m.Find(text, func(h match.Hit) {
 		l := s.lits[h.ID]
 		end := int(h.End)

@@ -33,6 +33,11 @@ type Finding struct {
 	// deleted file is still in its layer, and so in the image's tarball.
 	Present bool   `json:"present"`
 	Excerpt string `json:"excerpt,omitempty"`
+	// More counts further findings of the same secret or rule in the same
+	// file that were not listed, to keep reports (and memory) bounded.
+	More int `json:"more,omitempty"`
+
+	off int64 // stream offset of a detector's secret, to tell two apart
 }
 
 // Location is a human-readable place for the finding.
@@ -116,6 +121,9 @@ func WriteText(w io.Writer, fs []Finding) error {
 		}
 		if f.Excerpt != "" {
 			fmt.Fprintf(w, "  excerpt: %s\n", f.Excerpt)
+		}
+		if f.More > 0 {
+			fmt.Fprintf(w, "  and %d more times in this file\n", f.More)
 		}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package scan
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -51,6 +52,7 @@ type Scanner struct {
 	known   []Known
 	rules   []*detect.Rule
 	skipped []string
+	short   [][]byte // the skipped values, masked in excerpts and created_by
 	maxLen  int
 	opts    Options
 }
@@ -61,6 +63,7 @@ type literal struct {
 	encoding string
 	rule     int // index into Scanner.rules, or -1
 	length   int
+	newlines int // in the literal, to find the line it starts on from its end
 }
 
 // New builds the scanner's one matcher over every known value in all its
@@ -77,12 +80,18 @@ func New(opts Options) (*Scanner, error) {
 	var lits []match.Literal
 	add := func(b []byte, fold bool, l literal) {
 		l.length = len(b)
+		l.newlines = bytes.Count(b, []byte{'\n'})
 		lits = append(lits, match.Literal{Bytes: b, ID: len(s.lits), Fold: fold})
 		s.lits = append(s.lits, l)
 	}
 	for _, k := range opts.Known {
 		if len(k.Value) < MinKnownLen {
 			s.skipped = append(s.skipped, k.Name)
+			if len(k.Value) > 0 {
+				// Not scanned for, but still masked in whatever a report
+				// shows around other findings.
+				s.short = append(s.short, k.Value)
+			}
 			continue
 		}
 		i := len(s.known)
@@ -216,7 +225,7 @@ func (s *Scanner) scanConfig(name string, cfg *v1.ConfigFile) []Finding {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		look("config", "Labels["+strconv.Quote(k)+"]", k+"="+c.Labels[k])
+		look("config", "Labels["+s.redact(strconv.Quote(k))+"]", k+"="+c.Labels[k])
 	}
 	for i, a := range c.Cmd {
 		look("config", "Cmd["+strconv.Itoa(i)+"]", a)
@@ -236,6 +245,5 @@ func (s *Scanner) scanConfig(name string, cfg *v1.ConfigFile) []Finding {
 func (s *Scanner) scanText(text []byte) []Finding {
 	var hits []match.Hit
 	s.m.Find(text, func(h match.Hit) { hits = append(hits, h) })
-	fs := s.findings(hits, text, 0, 0, nil)
-	return fs
+	return s.findings(hits, text)
 }
