@@ -37,7 +37,7 @@ func (e *scanOutcome) Error() string {
 	if e.err != nil {
 		return e.err.Error()
 	}
-	return fmt.Sprintf("%d findings", e.code)
+	return fmt.Sprintf("privy scan exit status %d", e.code)
 }
 
 func (e *scanOutcome) Unwrap() error { return e.err }
@@ -112,12 +112,15 @@ Exit status: 0 clean, 1 findings, 2 error.`,
 					len(sk), scan.MinKnownLen, strings.Join(sk, ", "))
 			}
 			var all []scan.Finding
+			var scanErrs []error
 			for _, ref := range args {
 				stop := a.progress(ref, &scanned)
 				res, err := sc.Scan(cmd.Context(), ref)
 				stop()
 				if err != nil {
-					return fail(err)
+					// Report the images that were scanned, then fail.
+					scanErrs = append(scanErrs, err)
+					continue
 				}
 				for _, n := range res.Notes {
 					fmt.Fprintf(a.stderr, "privy: note: %s: %s\n", ref, n)
@@ -127,13 +130,12 @@ Exit status: 0 clean, 1 findings, 2 error.`,
 				all = append(all, res.Findings...)
 			}
 			out := a.stdout
+			var file *os.File
 			if output != "" {
-				f, err := os.Create(output)
-				if err != nil {
+				if file, err = os.Create(output); err != nil {
 					return fail(fmt.Errorf("writing report: %w", err))
 				}
-				defer f.Close()
-				out = f
+				out = file
 			}
 			switch formatFlag {
 			case "json":
@@ -141,13 +143,23 @@ Exit status: 0 clean, 1 findings, 2 error.`,
 			case "sarif":
 				err = scan.WriteSARIF(out, server.Version, all)
 			default:
-				if len(all) == 0 {
-					fmt.Fprintln(out, "no secrets found")
+				if len(all) == 0 && len(scanErrs) == 0 {
+					_, err = fmt.Fprintln(out, "no secrets found")
 				}
-				err = scan.WriteText(out, all)
+				if err == nil {
+					err = scan.WriteText(out, all)
+				}
+			}
+			if file != nil {
+				if cerr := file.Close(); err == nil {
+					err = cerr
+				}
 			}
 			if err != nil {
 				return fail(fmt.Errorf("writing report: %w", err))
+			}
+			if len(scanErrs) > 0 {
+				return fail(errors.Join(scanErrs...))
 			}
 			if len(all) > 0 {
 				return &scanOutcome{code: scanExitFindings}

@@ -57,12 +57,16 @@ func (s *Scanner) scanFile(f *image.File, r io.Reader) ([]Finding, int64, error)
 		counts[what]++
 		listed[what] = len(out)
 		fd.Where = "layer"
-		fd.Path = f.Path
+		// Paths come from the image: mask any value in them and escape
+		// control characters before a terminal or report sees them.
+		fd.Path = s.redact(f.Path)
 		if len(f.Inner) > 0 {
 			// Inner names archives outermost first; the file's own path is
 			// inside the innermost one.
-			fd.Path = f.Inner[0]
-			fd.Inner = append(append([]string{}, f.Inner[1:]...), f.Path)
+			fd.Path = s.redact(f.Inner[0])
+			for _, in := range append(append([]string{}, f.Inner[1:]...), f.Path) {
+				fd.Inner = append(fd.Inner, s.redact(in))
+			}
 		}
 		out = append(out, fd)
 	}
@@ -111,7 +115,7 @@ func (s *Scanner) scanFile(f *image.File, r io.Reader) ([]Finding, int64, error)
 				continue
 			}
 			if l.known < 0 {
-				if h.End+ruleWindow/2 <= checkedTo[l.rule] {
+				if s.bounded[l.rule] && h.End+ruleWindow/2 <= checkedTo[l.rule] {
 					continue
 				}
 				checkedTo[l.rule] = min(h.End+ruleWindow, end)
@@ -268,7 +272,7 @@ func (s *Scanner) secrets(text []byte) [][2]int {
 // where build arguments land).
 func (s *Scanner) redact(text string) string {
 	rs := s.secrets([]byte(text))
-	if len(rs) == 0 {
+	if len(rs) == 0 && !hasControl(text) {
 		return text
 	}
 	hide := make([]bool, len(text))
@@ -312,4 +316,15 @@ func printable(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// hasControl reports whether text holds control characters, which a report
+// must not pass to a terminal as they are (file names come from images).
+func hasControl(text string) bool {
+	for i := 0; i < len(text); i++ {
+		if c := text[i]; c < 0x20 || c == 0x7f {
+			return true
+		}
+	}
+	return false
 }

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -113,17 +115,19 @@ func Sort(fs []Finding) {
 func WriteText(w io.Writer, fs []Finding) error {
 	for i := range fs {
 		f := &fs[i]
-		if _, err := fmt.Fprintf(w, "%s: %s\n  in %s\n", f.Image, f.What(), f.Location()); err != nil {
-			return err
-		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s: %s\n  in %s\n", f.Image, f.What(), f.Location())
 		if f.CreatedBy != "" {
-			fmt.Fprintf(w, "  layer created by: %s\n", truncate(f.CreatedBy, 120))
+			fmt.Fprintf(&b, "  layer created by: %s\n", truncate(f.CreatedBy, 120))
 		}
 		if f.Excerpt != "" {
-			fmt.Fprintf(w, "  excerpt: %s\n", f.Excerpt)
+			fmt.Fprintf(&b, "  excerpt: %s\n", f.Excerpt)
 		}
 		if f.More > 0 {
-			fmt.Fprintf(w, "  and %d more times in this file\n", f.More)
+			fmt.Fprintf(&b, "  and %d more times in this file\n", f.More)
+		}
+		if _, err := io.WriteString(w, b.String()); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -243,15 +247,15 @@ func WriteSARIF(w io.Writer, version string, fs []Finding) error {
 			}
 			rules[id] = sarifRule{ID: id, Name: id, ShortDescription: sarifMessage{desc}, DefaultConfig: sarifConfig{"error"}}
 		}
-		uri := "image/" + strings.NewReplacer(":", "_", "/", "_").Replace(f.Image)
+		uri := "image/" + url.PathEscape(strings.NewReplacer(":", "_", "/", "_").Replace(f.Image))
 		switch f.Where {
 		case "layer":
-			uri += fmt.Sprintf("/layer/%d/%s", f.Layer, f.Path)
+			uri += fmt.Sprintf("/layer/%d/%s", f.Layer, escapeSegments(f.Path))
 			for _, in := range f.Inner {
-				uri += "!/" + in
+				uri += "!/" + escapeSegments(in)
 			}
 		default:
-			uri += "/config/" + f.Field
+			uri += "/config/" + url.PathEscape(f.Field)
 		}
 		loc := sarifLocation{PhysicalLocation: sarifPhysical{ArtifactLocation: sarifArtifact{URI: uri}}}
 		if f.Line > 0 {
@@ -270,7 +274,10 @@ func WriteSARIF(w io.Writer, version string, fs []Finding) error {
 			Message:    sarifMessage{fmt.Sprintf("%s in %s", f.What(), f.Location())},
 			Locations:  []sarifLocation{loc},
 			Properties: props,
-			Partial:    map[string]string{"privy/v1": id + "|" + uri},
+			// One alert per secret (by name, never value), encoding, place
+			// and line, so that two secrets in one file stay two alerts.
+			Partial: map[string]string{"privy/v1": strings.Join([]string{
+				id, f.Secret, f.Rule, f.Encoding, uri, strconv.Itoa(f.Line)}, "|")},
 		})
 	}
 	ids := make([]string, 0, len(rules))
@@ -289,4 +296,13 @@ func WriteSARIF(w io.Writer, version string, fs []Finding) error {
 		Version: "2.1.0",
 		Runs:    []sarifRun{run},
 	})
+}
+
+// escapeSegments escapes each '/'-separated segment of p for a URI.
+func escapeSegments(p string) string {
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.Join(segs, "/")
 }

@@ -53,6 +53,7 @@ type Scanner struct {
 	rules   []*detect.Rule
 	skipped []string
 	short   [][]byte // the skipped values, masked in excerpts and created_by
+	bounded []bool   // per rule: its secrets end near its keyword (see scanFile)
 	maxLen  int
 	opts    Options
 }
@@ -76,6 +77,16 @@ func New(opts Options) (*Scanner, error) {
 		s.rules = opts.Rules
 	default:
 		s.rules = detect.Builtin()
+	}
+	builtin := map[string]bool{}
+	for _, r := range detect.Builtin() {
+		builtin[r.ID] = true
+	}
+	s.bounded = make([]bool, len(s.rules))
+	for i, r := range s.rules {
+		// The built-in rules' secrets end within a quarter window of their
+		// keyword; a user rule's may not.
+		s.bounded[i] = builtin[r.ID]
 	}
 	var lits []match.Literal
 	add := func(b []byte, fold bool, l literal) {
@@ -198,7 +209,7 @@ func (s *Scanner) ScanImage(ctx context.Context, img image.Image) (*Result, erro
 		res.Findings = append(res.Findings, fd)
 	}
 	for _, n := range idx.Notes() {
-		res.Notes = append(res.Notes, fmt.Sprint(n))
+		res.Notes = append(res.Notes, fmt.Sprintf("%s: %v", s.redact(n.File.String()), n.Err))
 	}
 	Sort(res.Findings)
 	return res, nil
