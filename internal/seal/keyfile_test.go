@@ -34,9 +34,6 @@ func testRawKey() []byte {
 }
 
 func TestReadKeyFileMode(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("windows has no unix permission bits")
-	}
 	raw := testRawKey()
 	tests := []struct {
 		mode   os.FileMode

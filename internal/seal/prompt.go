@@ -15,8 +15,9 @@ import (
 var ErrNoTerminal = errors.New("no terminal to prompt for a passphrase; use --passphrase-file or PRIVY_MASTER_KEY")
 
 // ttyPath is the controlling terminal. Prompting there rather than on
-// stdin/stderr keeps working when those are redirected.
-const ttyPath = "/dev/tty"
+// stdin/stderr keeps working when those are redirected. A variable so that
+// tests can stand in a file that is not a terminal.
+var ttyPath = "/dev/tty"
 
 // PromptPassphrase shows prompt on the terminal and reads a passphrase
 // without echo. With confirm it asks a second time and fails unless both

@@ -4,10 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
-
-	"golang.org/x/term"
 )
 
 func TestPromptPassphrase(t *testing.T) {
@@ -64,22 +63,21 @@ func TestPromptPassphrase(t *testing.T) {
 }
 
 func TestPromptPassphraseNoTerminal(t *testing.T) {
-	// Under go test there is usually no controlling terminal; when there is
-	// one the prompt would block, so only the no-terminal case is checked.
-	if f, err := os.OpenFile(ttyPath, os.O_RDWR, 0); err == nil {
-		isTerm := term.IsTerminal(int(f.Fd()))
-		f.Close()
-		if isTerm {
-			t.Skip("a terminal is available")
+	// Stand in for the controlling terminal: a missing device, and a file
+	// that opens but is no terminal. Both must fail with ErrNoTerminal and
+	// a hint, never block.
+	saved := ttyPath
+	t.Cleanup(func() { ttyPath = saved })
+	for _, path := range []string{filepath.Join(t.TempDir(), "no-tty"), os.DevNull} {
+		ttyPath = path
+		_, err := PromptPassphrase("Passphrase: ", false)
+		if !errors.Is(err, ErrNoTerminal) {
+			t.Fatalf("with %s: error %v, want ErrNoTerminal", path, err)
 		}
-	}
-	_, err := PromptPassphrase("Passphrase: ", false)
-	if !errors.Is(err, ErrNoTerminal) {
-		t.Fatalf("error %v, want ErrNoTerminal", err)
-	}
-	for _, want := range []string{"--passphrase-file", "PRIVY_MASTER_KEY"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not mention %s", err, want)
+		for _, want := range []string{"--passphrase-file", "PRIVY_MASTER_KEY"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("with %s: error %q does not mention %s", path, err, want)
+			}
 		}
 	}
 }

@@ -29,7 +29,7 @@ func FuzzLayer(f *testing.F) {
 			n, _ := io.Copy(io.Discard, io.LimitReader(zr, 16<<20))
 			done()
 			if n == 16<<20 {
-				t.Skip("expands to more than 16 MiB")
+				return // expands to more than 16 MiB: too slow to walk here
 			}
 		}
 		w := &walker{

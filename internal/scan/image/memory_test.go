@@ -88,9 +88,6 @@ func lazyStream(t *testing.T, size int64) *streamImage {
 // TestHugeFileStreams walks a 200 MiB file from a sequential stream and
 // checks the heap stays small: nothing is buffered whole.
 func TestHugeFileStreams(t *testing.T) {
-	if testing.Short() {
-		t.Skip("streams 200 MiB")
-	}
 	const size = 200 << 20
 	img := lazyStream(t, size)
 
