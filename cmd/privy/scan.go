@@ -129,6 +129,9 @@ Exit status: 0 clean, 1 findings, 2 error.`,
 					res.Image, res.Layers, res.Files, res.Bytes, len(res.Findings))
 				all = append(all, res.Findings...)
 			}
+			if len(scanErrs) == len(args) {
+				return fail(errors.Join(scanErrs...)) // nothing to report: no file
+			}
 			out := a.stdout
 			var file *os.File
 			if output != "" {

@@ -170,9 +170,6 @@ func (s *Scanner) resolve(h match.Hit, data []byte, start int64, lines int, cut 
 	rule := s.rules[l.rule]
 	var out []Finding
 	for _, m := range rule.Check(data[ws:we]) {
-		if !printable(m.Secret) {
-			continue // a "password=" in a binary followed by binary bytes
-		}
 		out = append(out, Finding{
 			Kind:    "rule",
 			Rule:    m.RuleID,
@@ -305,17 +302,6 @@ func masked(text []byte, hide []bool) string {
 		i = j
 	}
 	return out.String()
-}
-
-// printable reports whether a detector's secret is text: secrets that
-// detectors look for are, and binary bytes after a keyword are noise.
-func printable(b []byte) bool {
-	for _, c := range b {
-		if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c > 0x7e {
-			return false
-		}
-	}
-	return true
 }
 
 // hasControl reports whether text holds control characters, which a report

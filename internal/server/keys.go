@@ -174,6 +174,10 @@ func loadKey(path string) (*seal.Key, error) {
 	return seal.NewKey(raw)
 }
 
+// errNothingRewrapped marks a rewrap that failed as a whole (Store.Rewrap
+// is atomic), leaving every envelope under the old key.
+var errNothingRewrapped = errors.New("no data key was rewrapped")
+
 // rewrapAll moves every envelope from old to next and then records next's
 // key check. It is safe to repeat: envelopes already under next are kept.
 func rewrapAll(ctx context.Context, s store.Store, old, next *seal.Key) (int, error) {
@@ -181,7 +185,7 @@ func rewrapAll(ctx context.Context, s store.Store, old, next *seal.Key) (int, er
 		return old.Rewrap(next, path, version, env)
 	})
 	if err != nil {
-		return 0, fmt.Errorf("rewrapping data keys: %w", err)
+		return 0, fmt.Errorf("rewrapping data keys: %w: %w", errNothingRewrapped, err)
 	}
 	check, err := next.Check()
 	if err != nil {

@@ -196,6 +196,12 @@ func (s *Server) rotate(rq *request) (any, error) {
 	}
 	n, err := rewrapAll(rq.ctx, s.cfg.Store, old, next)
 	if err != nil {
+		// If nothing was rewrapped, the new key must not be taken up by
+		// the next start as an interrupted rotation; if the store already
+		// moved to it, KEYFILE.new is what finishes the job.
+		if writeFile && errors.Is(err, errNothingRewrapped) {
+			os.Remove(s.cfg.KeyFile + newKeySuffix)
+		}
 		return nil, err
 	}
 	if kdf != nil {

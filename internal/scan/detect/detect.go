@@ -174,6 +174,11 @@ func keywordHits(window []byte, keywords []string) []int {
 // accepts reports whether a candidate secret passes the rule's entropy
 // threshold, allow-list and verification.
 func (r *Rule) accepts(secret []byte) bool {
+	// Every secret a rule looks for is text; binary bytes after a keyword
+	// (a "password=" string inside an executable) are noise.
+	if !printable(secret) {
+		return false
+	}
 	if r.MinEntropy > 0 && Entropy(secret) < r.MinEntropy {
 		return false
 	}
@@ -303,4 +308,14 @@ func Redact(secret []byte) string {
 		head[i] = c
 	}
 	return string(head[:]) + "…(" + strconv.Itoa(len(secret)) + " bytes)"
+}
+
+// printable reports whether b is text: printable ASCII, tabs and line ends.
+func printable(b []byte) bool {
+	for _, c := range b {
+		if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c > 0x7e {
+			return false
+		}
+	}
+	return true
 }

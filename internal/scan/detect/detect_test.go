@@ -137,3 +137,12 @@ func TestCheckInvalidRule(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckRefusesBinarySecrets(t *testing.T) {
+	window := append([]byte("password="), 0x01, 0xfe, 'x', 'Q', '9', 0x00, 0x8c, 'z', 'Z', '7', 'k', 'L', 0x02, '\n')
+	for _, r := range detect.Builtin() {
+		if ms := r.Check(window); len(ms) != 0 {
+			t.Errorf("rule %s reported a secret of binary bytes: %d matches", r.ID, len(ms))
+		}
+	}
+}
