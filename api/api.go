@@ -137,3 +137,31 @@ type AuditVerifyResult struct {
 	Error   string `json:"error,omitempty"`
 	Line    int    `json:"line,omitempty"`
 }
+
+// SSHPublicKey is the reply to GET /v1/ssh/{path}: the public half of the
+// OpenSSH private key stored at path.
+type SSHPublicKey struct {
+	Path        string `json:"path"`
+	Version     int    `json:"version"`
+	PublicKey   string `json:"public_key"`  // authorized_keys format
+	Fingerprint string `json:"fingerprint"` // SHA256:…
+}
+
+// SSHSignRequest is the body of POST /v1/ssh/{path}: data to sign with the
+// private key stored at path, as an ssh-agent would. Flags are the agent
+// protocol's signature flags (2: rsa-sha2-256, 4: rsa-sha2-512).
+type SSHSignRequest struct {
+	Data  []byte `json:"data"`
+	Flags uint32 `json:"flags,omitempty"`
+}
+
+// SSHSignature is the reply to POST /v1/ssh/{path}.
+type SSHSignature struct {
+	Format string `json:"format"`
+	Blob   []byte `json:"blob"`
+	Rest   []byte `json:"rest,omitempty"`
+}
+
+// BuildHeader carries the id of the build a request is made for; the
+// server records it in the request's audit line.
+const BuildHeader = "Privy-Build-Id"

@@ -131,3 +131,17 @@ func (c *Client) AuditTail(ctx context.Context, n int, follow bool, fn func(line
 		}
 	}
 }
+
+// SSHPublicKey returns the public half of the OpenSSH private key stored at
+// path. The private key stays in the server.
+func (c *Client) SSHPublicKey(ctx context.Context, path string) (*api.SSHPublicKey, error) {
+	var k api.SSHPublicKey
+	return &k, c.do(ctx, http.MethodGet, "/v1/ssh/"+escapePath(path), nil, &k)
+}
+
+// SSHSign signs data with the private key stored at path, as an ssh-agent
+// would (flags as in the agent protocol). The server audits each signature.
+func (c *Client) SSHSign(ctx context.Context, path string, data []byte, flags uint32) (*api.SSHSignature, error) {
+	var s api.SSHSignature
+	return &s, c.do(ctx, http.MethodPost, "/v1/ssh/"+escapePath(path), api.SSHSignRequest{Data: data, Flags: flags}, &s)
+}

@@ -82,6 +82,7 @@ type Client struct {
 	addr  string // as given, for messages
 	base  string // URL prefix, e.g. "http://privy"
 	token string
+	build string
 	hc    *http.Client
 }
 
@@ -90,12 +91,17 @@ type Option func(*options)
 
 type options struct {
 	token string
+	build string
 	tls   *tls.Config
 	hc    *http.Client
 }
 
 // WithToken sets the bearer token sent with every request.
 func WithToken(tok string) Option { return func(o *options) { o.token = tok } }
+
+// WithBuildID names the build the client's requests are made for; the
+// server records it in their audit lines.
+func WithBuildID(id string) Option { return func(o *options) { o.build = id } }
 
 // WithTLSConfig sets the TLS configuration for https addresses (for a
 // private CA or a client certificate).
@@ -111,7 +117,7 @@ func New(addr string, opts ...Option) (*Client, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	c := &Client{addr: addr, token: o.token}
+	c := &Client{addr: addr, token: o.token, build: o.build}
 	tr := &http.Transport{
 		MaxIdleConns:        256,
 		MaxIdleConnsPerHost: 256,
@@ -184,6 +190,9 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if c.build != "" {
+		req.Header.Set(api.BuildHeader, c.build)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -56,6 +56,9 @@ func (s *Server) handle(op string, fn handlerFunc) http.HandlerFunc {
 			Op:        op,
 		}
 		w.Header().Set("X-Request-Id", rq.entry.RequestID)
+		if id := r.Header.Get(api.BuildHeader); id != "" && validBuildID(id) {
+			rq.entry.Extra = map[string]string{"build": id}
+		}
 		body, err := fn(rq)
 		if rq.streamed {
 			return // the handler audited and answered itself
@@ -322,4 +325,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
+}
+
+// validBuildID accepts the build ids privy build makes (and any short
+// token of letters, digits, '.', '_' and '-'), so that a caller cannot put
+// arbitrary text into the audit log through the header.
+func validBuildID(id string) bool {
+	if len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

@@ -139,6 +139,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/secrets", s.handle("secret.list", s.listSecrets))
 	mux.HandleFunc("GET /v1/history/{path...}", s.handle("secret.history", s.history))
 
+	mux.HandleFunc("GET /v1/ssh/{path...}", s.handle("ssh.public-key", s.sshPublicKey))
+	mux.HandleFunc("POST /v1/ssh/{path...}", s.handle("ssh.sign", s.sshSign))
+
 	mux.HandleFunc("POST /v1/tokens", s.handle("token.create", s.createToken))
 	mux.HandleFunc("GET /v1/tokens", s.handle("token.list", s.listTokens))
 	mux.HandleFunc("GET /v1/tokens/self", s.handle("token.self", s.tokenSelf))
