@@ -3,10 +3,19 @@
 # on a fresh machine, a developer's machine and CI (see shared/TESTING.md):
 #
 #   - the Debian packages the tests use (Docker Engine, busybox-static, etcd,
-#     sshd, git), installed only when missing;
+#     sshd and the ssh client, git, podman), installed only when missing;
 #   - a Docker Engine on /var/run/docker.sock, started with networking off
 #     only when none answers;
-#   - the base image privy-test/busybox:latest, built only when missing.
+#   - the local test images, each built only when missing or made by an older
+#     recipe:
+#       privy-test/busybox:latest  busybox-static and its applets;
+#       privy-test/git:latest      the same, plus the host's git and OpenSSH
+#                                  client (ssh, ssh-add) with the shared
+#                                  libraries they load, for build steps that
+#                                  clone over ssh;
+#     both in Docker's store and, when podman is installed, in podman's, all
+#     imported from one root filesystem made from the host's files (no image
+#     can be pulled here, and copying is faster than debootstrap).
 #
 # It is idempotent and prints one line per action it takes.
 #
@@ -16,15 +25,32 @@
 # The Docker CLI is always /usr/bin/docker (Debian's, matching the engine):
 # the first docker on PATH here may be a newer client without buildx that
 # refuses BuildKit builds.
+#
+# Podman (Debian's 4.3, rootful) needs no daemon and, here, no storage or
+# cgroup flags (overlay, cgroupfs and runc are its defaults), but every
+# podman build and run must say --network none (or --network host to reach a
+# test server on 127.0.0.1): its default network is a CNI bridge that creates
+# cni-podman0 with 10.88.0.0/16, adds iptables chains and turns on IPv4
+# forwarding, which the tests must never do. Verified here:
+#
+#   podman build --network none --secret id=x,src=FILE -t TAG DIR
+#     (RUN --mount=type=secret,id=x reads /run/secrets/x; FROM privy-test/busybox
+#     finds localhost/privy-test/busybox)
+#   podman run --rm --network none \
+#     --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 IMAGE CMD
+#     (its default rlimits cannot be set in this sandbox)
 set -euo pipefail
 
 readonly DOCKER=/usr/bin/docker
 readonly DOCKER_SOCK=/var/run/docker.sock
-readonly IMAGE=privy-test/busybox:latest
-# Bump IMAGE_RECIPE when the image's contents change, so existing machines
+readonly PODMAN=/usr/bin/podman
+readonly BUSYBOX_IMAGE=privy-test/busybox:latest
+readonly GIT_IMAGE=privy-test/git:latest
+# Bump an image's recipe when its contents change, so existing machines
 # rebuild it instead of keeping a stale image under the same tag.
-readonly IMAGE_RECIPE=1
-readonly PACKAGES=(docker.io busybox-static etcd-server openssh-server git)
+readonly BUSYBOX_RECIPE=1
+readonly GIT_RECIPE=1
+readonly PACKAGES=(docker.io busybox-static etcd-server openssh-server openssh-client git podman)
 readonly STATE_DIR=${PRIVY_TEST_ENV_DIR:-/tmp/privy-test-env}
 readonly DOCKERD_LOG=$STATE_DIR/dockerd.log
 readonly DOCKERD_PID=$STATE_DIR/dockerd.pid
@@ -160,25 +186,23 @@ stop_dockerd() {
 	die "dockerd (pid $pid) did not stop within 30s after SIGTERM (log: $DOCKERD_LOG)"
 }
 
-image_recipe() {
-	"$DOCKER" image inspect --format '{{index .Config.Labels "privy.test-env.recipe"}}' "$IMAGE" 2>/dev/null
+# recipe prints the recipe label of image in the store of engine (docker or
+# podman), or fails if the image is missing.
+recipe() {
+	local engine=$1 image=$2
+	"$engine" image inspect --format '{{index .Config.Labels "privy.test-env.recipe"}}' "$image" 2>/dev/null
 }
 
-build_image() {
-	[[ $(image_recipe || true) == "$IMAGE_RECIPE" ]] && return 0
-	say "building image $IMAGE"
-	local busybox=/bin/busybox root old
-	old=$("$DOCKER" image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
+# fill_busybox puts busybox-static in the folder root, with a link for every
+# applet at its usual place (bin/sh, usr/bin/env, sbin/...), and the few files
+# every test image needs.
+fill_busybox() {
+	local root=$1 busybox=/bin/busybox applet
 	[[ -x $busybox ]] || die "$busybox not found: is busybox-static installed?"
-	root=$(mktemp -d "${TMPDIR:-/tmp}/privy-test-rootfs.XXXXXX")
-	CLEANUP+=("$root")
-
 	mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,root,tmp,run,proc,sys,dev,home}
 	chmod 1777 "$root/tmp"
 	chmod 700 "$root/root"
 	cp "$busybox" "$root/bin/busybox"
-	# Link every applet at its usual place (bin/sh, usr/bin/env, sbin/...).
-	local applet
 	while IFS= read -r applet; do
 		[[ $applet == */* && $applet != bin/busybox ]] || continue # skip /linuxrc
 		mkdir -p "$root/$(dirname "$applet")"
@@ -186,6 +210,7 @@ build_image() {
 	done < <("$busybox" --list-full)
 	[[ -L $root/bin/sh ]] || die "busybox has no sh applet"
 
+	# ssh refuses to run for a uid without a passwd entry.
 	cat >"$root/etc/passwd" <<-'EOF'
 		root:x:0:0:root:/root:/bin/sh
 		nobody:x:65534:65534:nobody:/nonexistent:/bin/false
@@ -195,18 +220,115 @@ build_image() {
 		nogroup:x:65534:
 		nobody:x:65534:
 	EOF
+}
 
+# copy_libraries copies into root every shared library the ELF files given
+# need, as ldd finds them, the dynamic loader included. Each lands in the
+# real folder of the host's (/lib/x86_64-linux-gnu/libc.so.6 goes to
+# usr/lib/x86_64-linux-gnu on a merged-/usr host, where root gets the same
+# lib -> usr/lib links).
+copy_libraries() {
+	local root=$1
+	shift
+	local d lib dir
+	for d in lib lib32 lib64 libx32; do
+		if [[ -L /$d && ! -e $root/$d ]]; then
+			ln -s "$(readlink "/$d")" "$root/$d"
+		fi
+	done
+	local -A seen=()
+	while IFS= read -r lib; do
+		[[ -n $lib && -z ${seen[$lib]:-} ]] || continue
+		seen[$lib]=1
+		dir=$(realpath -e "$(dirname "$lib")") || die "cannot resolve the folder of $lib"
+		mkdir -p "$root$dir"
+		cp -L "$lib" "$root$dir/$(basename "$lib")" || die "copying $lib"
+	done < <(
+		# "libz.so.1 => /lib/.../libz.so.1 (0x...)" and "/lib64/ld-linux-x86-64.so.2 (0x...)";
+		# scripts among the files are "not a dynamic executable".
+		for f in "$@"; do
+			ldd "$f" 2>/dev/null || true
+		done | sed -n -e 's/^.*=> \(\/[^ ]*\) (0x.*$/\1/p' -e 's/^[[:space:]]*\(\/[^ ]*\) (0x.*$/\1/p' | sort -u
+	)
+	((${#seen[@]} > 0)) || die "ldd found no shared libraries"
+}
+
+# fill_git is fill_busybox plus the host's git (with git-core and its
+# templates; tar keeps its links as they are) and OpenSSH client.
+fill_git() {
+	local root=$1 p
+	fill_busybox "$root"
+	local files=(usr/bin/git usr/lib/git-core usr/share/git-core/templates usr/bin/ssh usr/bin/ssh-add)
+	for p in "${files[@]}"; do
+		[[ -e /$p ]] || die "/$p not found: are git and openssh-client installed?"
+	done
+	tar -C / -c "${files[@]}" | tar -C "$root" -x || die "copying git and ssh from the host"
+	local elves=()
+	while IFS= read -r -d '' p; do
+		elves+=("$p")
+	done < <(find /usr/bin/git /usr/lib/git-core /usr/bin/ssh /usr/bin/ssh-add -type f -perm -u+x -print0)
+	copy_libraries "$root" "${elves[@]}"
+	# glibc looks users up in files only, as it does without this file; ssh
+	# looks up the uid.
+	printf 'passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n' >"$root/etc/nsswitch.conf"
+}
+
+# verify_git checks in a container of engine (docker or podman) that git and
+# ssh run in the git image.
+verify_git() {
+	local engine=$1
+	local flags=(--rm --network none)
+	[[ $engine == "$PODMAN" ]] && flags+=(--ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
+	local out
+	if ! out=$("$engine" run "${flags[@]}" "$GIT_IMAGE" sh -c \
+		'git --version && ssh -V && git init -q /tmp/r && git -C /tmp/r rev-parse --git-dir' 2>&1); then
+		"$engine" image rm "$GIT_IMAGE" >/dev/null 2>&1 || true
+		die "$GIT_IMAGE does not run git and ssh in $(basename "$engine"); removed it:
+$out"
+	fi
+}
+
+# import_image imports the folder root as image into the store of engine,
+# labelled with recipe, and drops the stale image the tag pointed to (it
+# stays if a container uses it).
+import_image() {
+	local engine=$1 image=$2 recipe=$3 root=$4 old quiet=()
+	say "importing image $image into $(basename "$engine")"
+	# podman reports progress on stderr; docker prints only the id.
+	[[ $engine == "$PODMAN" ]] && quiet=(--quiet)
+	old=$("$engine" image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
 	tar --numeric-owner --owner=0 --group=0 -C "$root" -c . |
-		"$DOCKER" import \
+		"$engine" import "${quiet[@]}" \
 			--change 'CMD ["/bin/sh"]' \
 			--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-			--change "LABEL privy.test-env.recipe=$IMAGE_RECIPE" \
-			- "$IMAGE" >/dev/null ||
-		die "docker import of $IMAGE failed"
-	# Drop the stale image the tag pointed to; it stays if a container uses it.
-	if [[ -n $old ]]; then
-		"$DOCKER" image rm "$old" >/dev/null 2>&1 || true
+			--change "LABEL privy.test-env.recipe=$recipe" \
+			- "$image" >/dev/null ||
+		die "$(basename "$engine") import of $image failed"
+	if [[ -n $old && $old != $("$engine" image inspect --format '{{.Id}}' "$image" 2>/dev/null) ]]; then
+		"$engine" image rm "$old" >/dev/null 2>&1 || true
 	fi
+}
+
+# build_image makes image (with recipe, its root filesystem made by the
+# function fill) in every engine (docker, and podman if installed) that lacks
+# it; verify, if not empty, is then run with the engine.
+build_image() {
+	local image=$1 recipe=$2 fill=$3 verify=${4:-} engine
+	local engines=("$DOCKER")
+	[[ -x $PODMAN ]] && engines+=("$PODMAN")
+	local root=
+	for engine in "${engines[@]}"; do
+		[[ $(recipe "$engine" "$image" || true) == "$recipe" ]] && continue
+		if [[ -z $root ]]; then
+			root=$(mktemp -d "${TMPDIR:-/tmp}/privy-test-rootfs.XXXXXX")
+			CLEANUP+=("$root")
+			"$fill" "$root"
+		fi
+		import_image "$engine" "$image" "$recipe" "$root"
+		if [[ -n $verify ]]; then
+			"$verify" "$engine"
+		fi
+	done
 }
 
 main() {
@@ -224,8 +346,13 @@ main() {
 	install_packages
 	[[ -x $DOCKER ]] || die "$DOCKER not found: is docker.io installed?"
 	start_dockerd
-	build_image
-	say "ready (docker $(server_version))"
+	build_image "$BUSYBOX_IMAGE" "$BUSYBOX_RECIPE" fill_busybox
+	build_image "$GIT_IMAGE" "$GIT_RECIPE" fill_git verify_git
+	if [[ -x $PODMAN ]]; then
+		say "ready (docker $(server_version), podman $("$PODMAN" version --format '{{.Client.Version}}'))"
+	else
+		say "ready (docker $(server_version); no podman)"
+	fi
 }
 
 main "$@"

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/privyhq/privy/client"
+	"github.com/privyhq/privy/internal/build"
 	"github.com/privyhq/privy/internal/seal"
 	"github.com/privyhq/privy/internal/server"
 	"github.com/privyhq/privy/internal/store"
@@ -23,6 +24,7 @@ const (
 	exitNotFound    = 3
 	exitDenied      = 4
 	exitUnavailable = 5
+	exitLeak        = 6
 )
 
 const exitCodesHelp = `Exit codes of privy commands:
@@ -33,6 +35,8 @@ const exitCodesHelp = `Exit codes of privy commands:
   3  not found: no such secret, version or token
   4  denied: no token, an unknown, expired or used-up token, or a missing capability
   5  unavailable: the server cannot be reached, or its store is sealed
+  6  leak: privy build's guard found a delivered secret in the built image
+     (the image is left untagged)
 
 privy scan follows scanner conventions instead: 0 clean, 1 findings, 2 error.
 
@@ -80,9 +84,18 @@ func (a *app) explain(err error) (msg, hint string, code int) {
 	var ce *client.ConnectError
 	var ae *client.Error
 	var ie *seal.InsecureFileError
+	var leak *build.LeakError
+	var unres *build.UnresolvedError
+	var be *build.BuilderError
 	switch {
 	case errors.As(err, &ue):
 		return err.Error(), "", exitUsage
+	case errors.As(err, &leak):
+		return err.Error(), fmt.Sprintf("the image is kept, untagged, as %s for inspection: privy scan %s; remove it with docker image rm %s\nmount the secret instead of writing it to a file, or delete it in the same RUN step that creates it", leak.ImageID, leak.ImageID, leak.ImageID), exitLeak
+	case errors.As(err, &unres):
+		return err.Error(), "name each id in privy.yaml's build: section, store it with `privy secret put ID`, or pass --private id=ID,src=FILE (see `privy build --dry-run`)", exitNotFound
+	case errors.As(err, &be):
+		return err.Error(), "", exitFailure
 	case errors.As(err, &ce):
 		return err.Error(), "start it with `privy server` (after `privy init`), or point --addr / PRIVY_ADDR at a running one", exitUnavailable
 	case errors.As(err, &ae):

@@ -76,6 +76,7 @@ Start with:  privy init && privy server`,
 		a.auditCommand(),
 		a.adminCommand(),
 		a.scanCommand(),
+		a.buildCommand(),
 		a.versionCommand(),
 		exitCodesTopic(),
 	)

@@ -84,7 +84,7 @@ func parseDockerfile(name string, b []byte) (*Mounts, error) {
 					}
 					target := m.Target
 					if target == "" && m.Env == nil {
-						target = "/run/secrets/" + id
+						target = "/run/secrets/" + path.Base(id)
 					}
 					add(&ms.Secrets, secrets, Mount{ID: id, Required: m.Required, Target: target, Stage: stage, Line: line})
 				case instructions.MountTypeSSH:
