@@ -463,3 +463,118 @@ func TestPrivyBuildSources(t *testing.T) {
 	}
 	noBuildDirs(t)
 }
+
+// TestPrivyBuildSSH is issue test 2 (seed 004): a multi-stage build clones
+// a private git repository over SSH, from an sshd on 127.0.0.1, with a key
+// held in privy and served by privy's agent. The final image holds the
+// cloned code and no key material anywhere; the key never even reaches
+// the privy CLI, and every signature is audited with the build's id.
+func TestPrivyBuildSSH(t *testing.T) {
+	e := newBuildEnv(t)
+	gitImage := testenv.GitImage(t)
+	keyFile, authorized := testenv.SSHKey(t)
+	git := testenv.SSHGitServer(t, authorized)
+	pemKey, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	redactions.Lock()
+	redactions.values = append(redactions.values, pemKey)
+	redactions.Unlock()
+	// The key's forms, and the base64 body of the PEM block on its own
+	// lines (what a leaked key file looks like).
+	forms := leakForms(pemKey)
+	for _, l := range strings.Split(string(pemKey), "\n") {
+		if len(l) >= 40 && !strings.HasPrefix(l, "-----") {
+			forms = append(forms, form{"PEM line", []byte(l)})
+		}
+	}
+	if _, err := e.srv.client(e.srv.root).PutSecret(context.Background(), "git/deploy-key", pemKey); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp(tempDir(t), "ctx-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dockerfile := fmt.Sprintf(`FROM %s AS src
+COPY known_hosts /root/.ssh/known_hosts
+RUN --mount=type=ssh,required=true GIT_SSH_COMMAND="ssh -o UserKnownHostsFile=/root/.ssh/known_hosts -o StrictHostKeyChecking=yes" git clone %s /src && rm -rf /src/.git
+FROM %s
+COPY --from=src /src /app
+`, gitImage, git.RepoURL, e.base)
+	for name, content := range map[string]string{
+		"Dockerfile":  dockerfile,
+		"known_hosts": git.HostKey + "\n",
+		"privy.yaml":  "build:\n  ssh:\n    default: git/deploy-key\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tag := e.tag()
+	res := e.privyBuild(forms, nil, "--no-cache", "--network", "host", "-t", tag, dir)
+	if res.code != 0 {
+		t.Fatalf("privy build failed:\n%s\nsshd log:\n%s", res, git.LogTail())
+	}
+	if len(res.environHeld) > 0 {
+		t.Errorf("the private key was in the environment of %v; it should never leave the server", res.environHeld)
+	}
+	for name, want := range git.Content {
+		got := testenv.Run(t, e.docker, "run", "--rm", "--network", "none", tag, "cat", "/app/"+name)
+		if got != want {
+			t.Errorf("/app/%s = %q, want the repository's %q", name, got, want)
+		}
+	}
+	assertAbsent(t, "docker history --no-trunc", []byte(testenv.Run(t, e.docker, "history", "--no-trunc", tag)), forms)
+	assertAbsent(t, "docker inspect", []byte(testenv.Run(t, e.docker, "inspect", tag)), forms)
+	scanSave(t, e.docker, tag, forms, nil)
+	e.sweepDataRoot(forms)
+	noBuildDirs(t)
+
+	signs := 0
+	for _, l := range readAuditEntries(t, filepath.Join(e.srv.dataDir, "audit.log")) {
+		if l.Op == "ssh.sign" && l.Path == "git/deploy-key" && l.Outcome == "ok" {
+			signs++
+			if l.Extra["build"] == "" {
+				t.Errorf("ssh.sign audit line without the build id: %+v", l)
+			}
+		}
+	}
+	if signs == 0 {
+		t.Error("no ssh.sign line in the audit log: the clone did not use privy's agent")
+	}
+	t.Logf("%d signatures audited", signs)
+}
+
+// TestPrivyBuildPodman is issue test 6: test 1 with --builder podman.
+func TestPrivyBuildPodman(t *testing.T) {
+	podman := testenv.Podman(t)
+	e := newBuildEnv(t)
+	testenv.PodmanImage(t, e.base)
+	value := newValue("ppodman")
+	forms := leakForms([]byte(value))
+	e.put("app/npm-token", value)
+	dir := e.context(`RUN --mount=type=secret,id=npm-token,required=true sha256sum /run/secrets/npm-token > /tok.sha256 && echo "the token is $(cat /run/secrets/npm-token)"
+RUN --mount=type=secret,id=mycorp-ca,target=/etc/pki/ca.pem,required=true test -s /etc/pki/ca.pem
+`, map[string]string{"privy.yaml": "build:\n  secrets:\n    npm-token: app/npm-token\n    mycorp-ca: app/npm-token\n"})
+	tag := "localhost/privy-e2e/podman:" + randHex(6)
+	t.Cleanup(func() { exec.Command(podman, "image", "rm", "--force", tag).Run() })
+	res := e.privyBuild(forms, nil, "--builder", "podman", "--no-cache", "--network", "none", "-t", tag, dir)
+	if res.code != 0 {
+		t.Fatalf("privy build --builder podman failed:\n%s", res)
+	}
+	if len(res.environHeld) > 0 {
+		t.Errorf("with podman the value went through the environment of %v; podman gets files only", res.environHeld)
+	}
+	if !strings.Contains(res.stdout+res.stderr, "the token is ****") {
+		t.Errorf("the echo of the secret is not masked:\n%s", redact(res.stdout+res.stderr))
+	}
+	out := testenv.Run(t, podman, "run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", tag, "cat", "/tok.sha256")
+	sum := sha256.Sum256([]byte(value))
+	if f := strings.Fields(out); len(f) == 0 || f[0] != hex.EncodeToString(sum[:]) {
+		t.Errorf("/tok.sha256 = %q, want the SHA-256 of the secret", out)
+	}
+	assertAbsent(t, "podman history --no-trunc", []byte(testenv.Run(t, podman, "history", "--no-trunc", tag)), forms)
+	assertAbsent(t, "podman inspect", []byte(testenv.Run(t, podman, "image", "inspect", tag)), forms)
+	noBuildDirs(t)
+}

@@ -217,6 +217,28 @@ func TestWriterBinaryPassesThrough(t *testing.T) {
 	}
 }
 
+// TestWriterLarge writes values across the 64 KiB pieces the matcher scans
+// a large Write in, and across Write boundaries of large writes.
+func TestWriterLarge(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	values := [][]byte{[]byte("Tr0ub4dor&3-long-enough"), []byte("s3cr")}
+	in := buildLog(r, 300<<10, values)
+	for _, at := range []int{1<<16 - 3, 1<<16 + 1<<15 - 1, 2<<16 - 10, 3<<16 - 20} {
+		f := formsOf(values)[r.IntN(len(formsOf(values)))]
+		in = slices.Insert(in, at, f...)
+	}
+	for _, size := range []int{len(in), 65535, 4096, 1000} {
+		var sizes []int
+		for range len(in)/size + 1 {
+			sizes = append(sizes, size)
+		}
+		out := writeAll(t, values, in, sizes)
+		if n := bytes.Count(out, []byte(Mask)); n < 4 {
+			t.Errorf("writes of %d: %d masks, want at least 4", size, n)
+		}
+	}
+}
+
 // TestWriterLive checks that output is held back only while it may begin a
 // form.
 func TestWriterLive(t *testing.T) {
