@@ -578,3 +578,64 @@ RUN --mount=type=secret,id=mycorp-ca,target=/etc/pki/ca.pem,required=true test -
 	assertAbsent(t, "podman inspect", []byte(testenv.Run(t, podman, "image", "inspect", tag)), forms)
 	noBuildDirs(t)
 }
+
+// TestPrivyBuildBustCache shows BuildKit's stale cache after a rotation
+// (without the flag the step that mounts the secret is reused) and that
+// --bust-cache-on-rotation reruns exactly that step when the value
+// changes, and reuses it when it does not.
+func TestPrivyBuildBustCache(t *testing.T) {
+	e := newBuildEnv(t)
+	v1, v2, v3 := newValue("pcache1"), newValue("pcache2"), newValue("pcache3")
+	forms := append(append(leakForms([]byte(v1)), leakForms([]byte(v2))...), leakForms([]byte(v3))...)
+	e.put("app/key", v1)
+	// A unique first step keeps other tests' cache out of this one.
+	dir := e.context(fmt.Sprintf(`RUN echo %s > /nonce
+RUN --mount=type=secret,id=app/key,required=true sha256sum /run/secrets/key > /key.sha256
+`, randHex(8)), nil)
+	cfg := []string{"XDG_CONFIG_HOME=" + filepath.Join(tempDir(t), "cfg")}
+	build := func(flags ...string) (*buildResult, string) {
+		t.Helper()
+		tag := e.tag()
+		res := e.privyBuild(forms, cfg, append(flags, "--network", "none", "-t", tag, dir)...)
+		if res.code != 0 {
+			t.Fatalf("privy build failed:\n%s", res)
+		}
+		return res, testenv.Run(t, e.docker, "run", "--rm", "--network", "none", tag, "cat", "/key.sha256")
+	}
+	stepCached := func(res *buildResult) bool {
+		// BuildKit's plain progress: "#N [2/3] RUN --mount=…" then "#N CACHED".
+		out := res.stdout + res.stderr
+		i := strings.Index(out, "RUN --mount=type=secret")
+		if i < 0 {
+			t.Fatalf("no RUN step in the output:\n%s", redact(out))
+		}
+		j := strings.LastIndex(out[:i], "\n#")
+		num := strings.Fields(out[j+1:])[0]
+		return strings.Contains(out, "\n"+num+" CACHED")
+	}
+	sum := func(v string) string { s := sha256.Sum256([]byte(v)); return hex.EncodeToString(s[:]) }
+
+	_, got := build()
+	if !strings.HasPrefix(got, sum(v1)) {
+		t.Fatalf("first build hashed another value")
+	}
+	e.put("app/key", v2)
+	res, got := build()
+	if !stepCached(res) || !strings.HasPrefix(got, sum(v1)) {
+		t.Errorf("control: without the flag BuildKit should reuse the stale step after the rotation (cached %v)", stepCached(res))
+	}
+	res, got = build("--bust-cache-on-rotation")
+	if stepCached(res) || !strings.HasPrefix(got, sum(v2)) {
+		t.Errorf("flag on after the rotation: cached %v, hashed the new value %v; want a rerun with the new value", stepCached(res), strings.HasPrefix(got, sum(v2)))
+	}
+	res, got = build("--bust-cache-on-rotation")
+	if !stepCached(res) || !strings.HasPrefix(got, sum(v2)) {
+		t.Errorf("flag on, same value: the step was not reused from the cache")
+	}
+	e.put("app/key", v3)
+	res, got = build("--bust-cache-on-rotation")
+	if stepCached(res) || !strings.HasPrefix(got, sum(v3)) {
+		t.Errorf("flag on, rotated again: cached %v; want a rerun with the new value", stepCached(res))
+	}
+	noBuildDirs(t)
+}

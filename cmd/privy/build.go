@@ -9,6 +9,7 @@ import (
 
 	"github.com/privyhq/privy/client"
 	"github.com/privyhq/privy/internal/build"
+	"github.com/privyhq/privy/internal/paths"
 )
 
 const buildHelp = `Build an image with the real builder (docker with BuildKit, docker buildx,
@@ -38,6 +39,9 @@ comes last. privy's own flags:
       --manifest FILE            privy.yaml to use (default: beside the Dockerfile)
       --private-dir DIR          host private files (default /etc/privy/private.d,
                                  or $PRIVY_PRIVATE_DIR; "-" for none)
+      --bust-cache-on-rotation   rerun the cached steps that mount a secret when its
+                                 value changes (BuildKit leaves secrets out of its
+                                 cache keys); see docs/build.md
       --no-guard                 skip the leak scan after the build
       --dry-run                  show where each id resolves, and do nothing else
       --addr, --token-file       how to reach the server, as for every command
@@ -72,7 +76,11 @@ func (a *app) buildCommand() *cobra.Command {
 // buildOptions takes privy's own flags out of args; the rest go to the
 // builder.
 func (a *app) buildOptions(args []string) (build.Options, bool, error) {
-	o := build.Options{PrivateDir: os.Getenv("PRIVY_PRIVATE_DIR"), Docker: os.Getenv("PRIVY_DOCKER")}
+	o := build.Options{
+		PrivateDir:   os.Getenv("PRIVY_PRIVATE_DIR"),
+		Docker:       os.Getenv("PRIVY_DOCKER"),
+		CacheKeyFile: paths.BuildCacheKeyFile(),
+	}
 	for i := 0; i < len(args); i++ {
 		arg := args[i]
 		name, value, hasValue := strings.Cut(arg, "=")
@@ -108,14 +116,17 @@ func (a *app) buildOptions(args []string) (build.Options, bool, error) {
 			a.addr, err = takes()
 		case "--token-file":
 			a.tokenFile, err = takes()
-		case "--no-guard", "--dry-run":
+		case "--no-guard", "--dry-run", "--bust-cache-on-rotation":
 			if hasValue {
 				return o, false, fmt.Errorf("flag %s takes no value", name)
 			}
-			if name == "--no-guard" {
+			switch name {
+			case "--no-guard":
 				o.NoGuard = true
-			} else {
+			case "--dry-run":
 				o.DryRun = true
+			default:
+				o.BustCache = true
 			}
 		case "--":
 			o.Args = append(o.Args, args[i:]...)

@@ -31,7 +31,7 @@ var valueFlags = map[string]bool{
 // buildArgs is what privy needs to know of the arguments passed through to
 // the builder.
 type buildArgs struct {
-	rest       []string // the arguments as given, minus the tags and the context
+	rest       []string // the arguments as given, minus the tags, -f and the context
 	context    string
 	dockerfile string   // -f, as given ("" = CONTEXT/Dockerfile)
 	tags       []string // -t, taken out: privy tags once the guard passes
@@ -71,6 +71,7 @@ func parseBuildArgs(args []string) (*buildArgs, error) {
 			keep = false
 		case "-f", "--file":
 			b.dockerfile = value
+			keep = false // argv puts it back (bust-cache may replace it)
 		case "--secret":
 			b.secrets = append(b.secrets, optionValue(value, "id"))
 		case "--ssh":

@@ -48,6 +48,10 @@ type Options struct {
 	PrivateDir string // "" = DefaultPrivateDir; "-" = none
 	NoGuard    bool
 	DryRun     bool
+	// BustCache folds a fingerprint of each delivered value into the steps
+	// that mount it (see cache.go), keyed by the key in CacheKeyFile.
+	BustCache    bool
+	CacheKeyFile string
 	// Client reads the store; nil when there is no token (store ids then
 	// do not resolve).
 	Client *client.Client
@@ -235,6 +239,12 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		agents[s.ID] = sock
 	}
 
+	if o.BustCache {
+		if err := bust(a, dockerfile, dir, o.CacheKeyFile, ms, secrets); err != nil {
+			return nil, err
+		}
+	}
+
 	iidfile := a.iidfile
 	if iidfile == "" {
 		iidfile = filepath.Join(dir, "iid")
@@ -296,6 +306,39 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		}
 	}
 	return res, nil
+}
+
+// bust writes the Dockerfile with the cache arguments into dir and points
+// the builder at it.
+func bust(a *buildArgs, dockerfile, dir, keyFile string, ms *Mounts, secrets []*Secret) error {
+	key, err := cacheKey(keyFile)
+	if err != nil {
+		return err
+	}
+	index := map[string]int{}
+	for i, s := range secrets {
+		if s.From == FromArgs {
+			continue
+		}
+		index[s.ID] = i
+		a.rest = append(a.rest, "--build-arg", cacheArg(i)+"="+fingerprint(key, s.Value))
+	}
+	text, err := os.ReadFile(dockerfile)
+	if err != nil {
+		return fmt.Errorf("reading Dockerfile: %w", err)
+	}
+	out := filepath.Join(dir, filepath.Base(dockerfile))
+	if err := os.WriteFile(out, bustCache(text, ms.Runs, index), 0o644); err != nil {
+		return fmt.Errorf("writing the cache-busting Dockerfile: %w", err)
+	}
+	// The builder looks for DOCKERFILE.dockerignore beside the Dockerfile.
+	if ig, err := os.ReadFile(dockerfile + ".dockerignore"); err == nil {
+		if err := os.WriteFile(out+".dockerignore", ig, 0o644); err != nil {
+			return fmt.Errorf("copying %s.dockerignore: %w", dockerfile, err)
+		}
+	}
+	a.dockerfile = out
+	return nil
 }
 
 // maxEnvValue is the largest value passed in the builder's environment;

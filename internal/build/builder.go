@@ -111,6 +111,9 @@ func (b *builder) argv(a *buildArgs, ds []delivery, agents map[string]string, ii
 	}
 	args = append(args, "build")
 	args = append(args, a.rest...)
+	if a.dockerfile != "" {
+		args = append(args, "-f", a.dockerfile)
+	}
 	for _, d := range ds {
 		if d.env != "" {
 			args = append(args, "--secret", "id="+d.id+",env="+d.env)

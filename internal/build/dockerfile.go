@@ -25,6 +25,15 @@ type Mount struct {
 type Mounts struct {
 	Secrets []Mount
 	SSH     []Mount
+	// Runs are the RUN instructions that mount secrets, in order.
+	Runs []Step
+}
+
+// Step is one RUN instruction that mounts secrets.
+type Step struct {
+	Stage   int // index of its stage
+	Line    int // its first line
+	Secrets []string
 }
 
 // ParseDockerfile reads the Dockerfile at file with BuildKit's own parser
@@ -75,6 +84,7 @@ func parseDockerfile(name string, b []byte) (*Mounts, error) {
 			if loc := rc.Location(); len(loc) > 0 {
 				line = loc[0].Start.Line
 			}
+			run := Step{Stage: si, Line: line}
 			for _, m := range instructions.GetMounts(rc) {
 				switch m.Type {
 				case instructions.MountTypeSecret:
@@ -87,6 +97,7 @@ func parseDockerfile(name string, b []byte) (*Mounts, error) {
 						target = "/run/secrets/" + path.Base(id)
 					}
 					add(&ms.Secrets, secrets, Mount{ID: id, Required: m.Required, Target: target, Stage: stage, Line: line})
+					run.Secrets = append(run.Secrets, id)
 				case instructions.MountTypeSSH:
 					id := m.CacheID
 					if id == "" {
@@ -94,6 +105,9 @@ func parseDockerfile(name string, b []byte) (*Mounts, error) {
 					}
 					add(&ms.SSH, ssh, Mount{ID: id, Required: m.Required, Target: m.Target, Stage: stage, Line: line})
 				}
+			}
+			if len(run.Secrets) > 0 {
+				ms.Runs = append(ms.Runs, run)
 			}
 		}
 	}

@@ -65,3 +65,13 @@ func TokenFile() string {
 	}
 	return filepath.Join(home, ".config", "privy", "token")
 }
+
+// BuildCacheKeyFile is where `privy build --bust-cache-on-rotation` keeps
+// the key of its cache fingerprints, beside the token file.
+func BuildCacheKeyFile() string {
+	f := TokenFile()
+	if f == "" {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(f), "build-cache.key")
+}
