@@ -13,7 +13,6 @@ say() { printf '\n\033[1mdemo: %s\033[0m\n' "$*"; }
 
 scripts/test-env.sh
 DOCKER=/usr/bin/docker
-export DOCKER_BUILDKIT=1
 
 work=$(mktemp -d /tmp/privy-demo.XXXXXX)
 server_pid=""
@@ -52,21 +51,27 @@ rm -f "$work/value"
 say "a read-only token for the build"
 build_token=$("$privy" token create --allow 'read:demo/**' --ttl 10m --name demo-build)
 
-say "docker build: the secret reaches one RUN step through a BuildKit secret mount"
+say "privy build: the Dockerfile's secret ids resolve from privy.yaml; the value reaches the RUN step by a BuildKit secret mount"
 mkdir -p "$work/ctx"
 cat >"$work/ctx/Dockerfile" <<'EOF'
 FROM privy-test/busybox:latest
-RUN --mount=type=secret,id=registry-token \
+RUN --mount=type=secret,id=registry-token,required=true \
     test -s /run/secrets/registry-token && \
+    echo "the build step sees the token: $(cat /run/secrets/registry-token)" && \
     sha256sum /run/secrets/registry-token | cut -d' ' -f1 > /build-saw-sha256
 CMD ["sh", "-c", "sha256sum /run/secrets/registry-token | cut -d' ' -f1"]
 EOF
-# The value travels in the builder's environment (--secret id=…,env=…).
-# --no-cache: BuildKit's cache key ignores secret values, so a cached step
-# would show an earlier run's secret (privy build will fold a keyed hash of
-# each secret's version into the build instead).
-DEMO_SECRET=$(PRIVY_TOKEN=$build_token "$privy" secret get demo/registry-token) \
-	"$DOCKER" build -q --no-cache --network none --secret id=registry-token,env=DEMO_SECRET -t "$image" "$work/ctx" >/dev/null
+cat >"$work/ctx/privy.yaml" <<'EOF'
+build:
+  secrets:
+    registry-token: demo/registry-token
+EOF
+export PRIVY_DOCKER=$DOCKER PRIVY_PRIVATE_DIR=-
+PRIVY_TOKEN=$build_token "$privy" build --dry-run "$work/ctx"
+# The value travels in the builder's environment only; privy masks it in
+# the build output (the echo above shows ****), then its guard scans the
+# new image for it before tagging it.
+PRIVY_TOKEN=$build_token "$privy" build --no-cache --network none -t "$image" "$work/ctx" 2>&1 | grep -E 'sees the token|privy:'
 want=$("$privy" secret get demo/registry-token | sha256sum | cut -d' ' -f1)
 got=$("$DOCKER" run --rm --network none "$image" cat /build-saw-sha256)
 [ "$got" = "$want" ] || { echo "demo: the build step did not see the secret" >&2; exit 1; }
@@ -84,22 +89,30 @@ echo "the container received the secret (sha256 $got)"
 say "privy scan: the image's config, history and every layer, for every value in the store"
 "$privy" scan --prefix demo/ "$image"
 
-say "privy scan catches the classic mistake: a build step that copies the secret into a layer"
+say "privy build's guard catches the classic mistake: a build step that copies the secret into a layer"
 leaky="privy-demo/leaky:$$"
 cat >"$work/ctx/Dockerfile" <<'EOF2'
 FROM privy-test/busybox:latest
 RUN --mount=type=secret,id=registry-token cat /run/secrets/registry-token > /token.txt
 RUN rm /token.txt
 EOF2
-DEMO_SECRET=$("$privy" secret get demo/registry-token) \
-	"$DOCKER" build -q --no-cache --network none --secret id=registry-token,env=DEMO_SECRET -t "$leaky" "$work/ctx" >/dev/null
 set +e
-"$privy" scan --prefix demo/ "$leaky"
+PRIVY_TOKEN=$build_token "$privy" build --no-cache --network none -t "$leaky" "$work/ctx" 2>"$work/leak.err" >/dev/null
 rc=$?
 set -e
-"$DOCKER" image rm -f "$leaky" >/dev/null
+grep -E '^privy: error|^  ' "$work/leak.err"
+leaked_id=$(grep -o 'untagged, as sha256:[0-9a-f]*' "$work/leak.err" | cut -d' ' -f3)
+[ "$rc" = 6 ] || { echo "demo: privy build should have failed with the guard's exit status 6, got $rc" >&2; exit 1; }
+if "$DOCKER" image inspect "$leaky" >/dev/null 2>&1; then echo "demo: the leaky image was tagged" >&2; exit 1; fi
+echo "privy build exited 6 and left the image untagged: the deleted /token.txt is still in its layer"
+
+say "privy scan finds the same leak in the untagged image, for every value in the store"
+set +e
+"$privy" scan --prefix demo/ "$leaked_id"
+rc=$?
+set -e
+"$DOCKER" image rm -f "$leaked_id" >/dev/null
 [ "$rc" = 1 ] || { echo "demo: privy scan should have reported the leak (exit 1), got $rc" >&2; exit 1; }
-echo "privy scan exited 1: the deleted /token.txt is still in its layer, and the report names it without the value"
 
 say "the audit log: every request, hash-chained"
 "$privy" audit tail -n 5
