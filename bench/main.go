@@ -11,6 +11,7 @@
 //	bench load -socket S [-secrets N] [-puts] …     drive a running server (for profiling)
 //	bench baseline -socket S                        plain net/http server: the ceiling
 //	bench scan -privy BIN -work DIR [-out FILE] …   the image scanner against trufflehog and gitleaks
+//	bench build -privy BIN -work DIR [-n N] …       privy build against the plain docker build it wraps
 //
 // Timing on shared machines is noisy, so every configuration is measured in
 // several rounds, configurations alternate within a round, and the report
@@ -40,7 +41,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: bench run|fill|load|baseline|scan [flags] (see -h of each)")
+		fmt.Fprintln(stderr, "usage: bench run|fill|load|baseline|scan|build [flags] (see -h of each)")
 		return 2
 	}
 	var err error
@@ -55,8 +56,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = baselineCommand(ctx, args[1:], stderr)
 	case "scan":
 		err = scanCommand(ctx, args[1:], stdout, stderr)
+	case "build":
+		err = buildCommand(ctx, args[1:], stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "bench: unknown subcommand %q: use run, fill, load, baseline or scan\n", args[0])
+		fmt.Fprintf(stderr, "bench: unknown subcommand %q: use run, fill, load, baseline, scan or build\n", args[0])
 		return 2
 	}
 	if errors.Is(err, flag.ErrHelp) {

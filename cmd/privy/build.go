@@ -195,6 +195,7 @@ func (a *app) buildReport(o build.Options, res *build.Result) {
 		if len(res.Secrets) == 0 && len(res.SSH) == 0 {
 			fmt.Fprintln(w, "the Dockerfile mounts no secrets and no ssh agents")
 		}
+		fmt.Fprintf(w, "builder: %s\n", res.Builder)
 		return
 	}
 	for _, id := range res.Unguarded {

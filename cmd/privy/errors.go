@@ -87,6 +87,7 @@ func (a *app) explain(err error) (msg, hint string, code int) {
 	var leak *build.LeakError
 	var unres *build.UnresolvedError
 	var be *build.BuilderError
+	var bae *build.ArgsError
 	switch {
 	case errors.As(err, &ue):
 		return err.Error(), "", exitUsage
@@ -94,6 +95,8 @@ func (a *app) explain(err error) (msg, hint string, code int) {
 		return err.Error(), fmt.Sprintf("the image is kept, untagged, as %s for inspection: privy scan %s; remove it with docker image rm %s\nmount the secret instead of writing it to a file, or delete it in the same RUN step that creates it", leak.ImageID, leak.ImageID, leak.ImageID), exitLeak
 	case errors.As(err, &unres):
 		return err.Error(), "name each id in privy.yaml's build: section, store it with `privy secret put ID`, or pass --private id=ID,src=FILE (see `privy build --dry-run`)", exitNotFound
+	case errors.As(err, &bae):
+		return err.Error(), "usage: privy build [privy flags] [builder flags] CONTEXT (see `privy build --help`)", exitUsage
 	case errors.As(err, &be):
 		return err.Error(), "", exitFailure
 	case errors.As(err, &ce):

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -380,6 +381,9 @@ func TestAgentCloseWhileDialing(t *testing.T) {
 				c.Close()
 			}
 			<-done
+			buf := make([]byte, 1<<20)
+			n := runtime.Stack(buf, true)
+			os.WriteFile("/tmp/agent-stacks.txt", buf[:n], 0o644)
 			t.Fatalf("round %d: close hung with %d client connections open", round, len(open))
 		}
 		close(stop)

@@ -42,6 +42,13 @@ type buildArgs struct {
 	load       bool
 }
 
+// ArgsError is a problem with the arguments meant for the builder.
+type ArgsError struct{ Msg string }
+
+func (e *ArgsError) Error() string { return e.Msg }
+
+func argsErrorf(format string, a ...any) error { return &ArgsError{fmt.Sprintf(format, a...)} }
+
 // parseBuildArgs splits the arguments meant for the builder.
 func parseBuildArgs(args []string) (*buildArgs, error) {
 	b := &buildArgs{}
@@ -59,7 +66,7 @@ func parseBuildArgs(args []string) (*buildArgs, error) {
 		name, value, hasValue := strings.Cut(a, "=")
 		if !hasValue && valueFlags[name] {
 			if i+1 >= len(args) {
-				return nil, fmt.Errorf("flag %s needs a value", name)
+				return nil, argsErrorf("flag %s needs a value", name)
 			}
 			i++
 			value, hasValue = args[i], true
@@ -98,14 +105,14 @@ func parseBuildArgs(args []string) (*buildArgs, error) {
 	}
 	switch len(positional) {
 	case 0:
-		return nil, fmt.Errorf("no build context given: add the context directory (usually .) as the last argument")
+		return nil, argsErrorf("no build context given: add the context directory (usually .) as the last argument")
 	case 1:
 		b.context = positional[0]
 	default:
-		return nil, fmt.Errorf("more than one build context given (%s): pass exactly one, as the last argument", strings.Join(positional, ", "))
+		return nil, argsErrorf("more than one build context given (%s): pass exactly one, as the last argument", strings.Join(positional, ", "))
 	}
 	if b.context == "-" {
-		return nil, fmt.Errorf("a build context from stdin (-) is not supported: privy must read the Dockerfile to resolve its secrets")
+		return nil, argsErrorf("a build context from stdin (-) is not supported: privy must read the Dockerfile to resolve its secrets")
 	}
 	return b, nil
 }

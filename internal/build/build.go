@@ -65,6 +65,7 @@ type Options struct {
 
 // Result describes a finished build.
 type Result struct {
+	Builder   string // kind and program, e.g. "docker (/usr/bin/docker)"
 	ImageID   string
 	Tags      []string
 	Secrets   []*Secret
@@ -190,6 +191,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
+	res.Builder = b.kind + " (" + b.path + ")"
 	if a.push && !o.NoGuard {
 		return nil, errors.New("the build pushes its image (--push or an --output to a registry or file), so the guard cannot scan it first: build into the local image store, let privy scan it, then push; or pass --no-guard")
 	}
