@@ -3,7 +3,8 @@
 # benchmark against the real `privy server` binary, writes
 # docs/benchmarks.md and prints the results table. `make bench` runs it.
 #
-#   scripts/bench.sh                          what `make bench` runs (~10 minutes, plus the scanner)
+#   scripts/bench.sh                          what `make bench` runs (~10 minutes, plus the scanner
+#                                             and the build)
 #   scripts/bench.sh -rounds 1 -duration 3s   a quick look; flags go to `bench run`
 #   BENCH_ONLY=server scripts/bench.sh        only the server benchmarks
 #   BENCH_ONLY=scan scripts/bench.sh [-rounds 1]
@@ -11,6 +12,13 @@
 #                                             which gets the flags); it replaces the
 #                                             "Scanner" section of docs/benchmarks.md
 #                                             and keeps the rest
+#   BENCH_ONLY=build scripts/bench.sh [-n 10]
+#                                             only the build benchmark (`bench build`,
+#                                             which gets the flags): privy build against
+#                                             the plain docker build, on the Docker Engine
+#                                             (scripts/test-env.sh starts it); it replaces
+#                                             the "privy build" section of
+#                                             docs/benchmarks.md and keeps the rest
 #
 # The scanner benchmark compares `privy scan` with trufflehog and gitleaks,
 # which it installs once with the Go toolchain into $PRIVY_BENCH_CACHE/bin
@@ -28,9 +36,9 @@ say() { echo "bench: $*" >&2; }
 
 only=${BENCH_ONLY:-}
 case $only in
-"" | server | scan) ;;
+"" | server | scan | build) ;;
 *)
-	say "BENCH_ONLY must be server or scan, not $only"
+	say "BENCH_ONLY must be server, scan or build, not $only"
 	exit 2
 	;;
 esac
@@ -286,11 +294,87 @@ EOF
 	cat "$work/scan.md"
 }
 
+# run_build runs the build benchmark and puts its section into
+# docs/benchmarks.md: in place of a "privy build" section already there,
+# else before the "Scanner" section (which run_scan replaces to the end of
+# the file), else at the end.
+run_build() {
+	local load
+	load=$(cut -d' ' -f1-3 /proc/loadavg)
+	mkdir -p "$work/build"
+	say "running the build benchmark (privy build against docker build, about 5 s a build)"
+	"$work/bench" build -privy "$work/privy" -work "$work/build" -out "$work/build.md" "$@" >/dev/null &
+	harness=$!
+	wait "$harness"
+	harness=
+	rm -rf "$work/build"
+
+	{
+		cat <<EOF
+## privy build
+
+Produced by \`$command\` on $(date -u '+%Y-%m-%d %H:%M UTC') ($(nproc) CPUs,
+load average before: $load).
+
+EOF
+		cat "$work/build.md"
+		cat <<'EOF'
+
+### What is measured
+
+`bench build` (bench/build.go) starts a `privy server` of its own (`privy
+init` on a fresh data directory, as `bench run` does) on a unix socket,
+stores the two secrets `a` and `b` in it, and writes a build context whose
+Dockerfile adds a layer of random data and mounts each secret in one `RUN`
+step. Then it alternates two commands, each a child process it times:
+
+- **privy build**, with `PRIVY_ADDR` and `PRIVY_TOKEN` for the server,
+  `PRIVY_DOCKER=/usr/bin/docker` and `PRIVY_PRIVATE_DIR=-`: privy reads the
+  Dockerfile, reads both secrets from the server, runs the same `docker
+  build` with them in the docker CLI's environment and its output masked,
+  then the guard streams the new image out of the engine (Engine API, the
+  export `docker save` uses) and scans its config, history and every layer
+  for both values and their encodings, and only then tags the image.
+- **plain build**: the `docker build` privy wraps, with the same two values
+  in the CLI's environment (`--secret id=a,env=A`), tagging the image
+  itself.
+
+The guard's time is what privy prints ("checked in X s"); "privy without
+its guard" subtracts it, leaving privy's start, the secret reads, the
+builder probe (`docker buildx version`, `docker version`), the masking and
+`docker tag`. After each privy build, outside its timed command, the
+harness reads the new image's export from the engine once more and
+discards it ("the engine's export alone"): the part of the guard that is
+the engine handing the image out rather than privy scanning it.
+EOF
+	} >"$work/build-section.md"
+
+	local doc=docs/benchmarks.md
+	touch "$doc"
+	awk -v section="$work/build-section.md" '
+		function put(   line) {
+			while ((getline line < section) > 0) print line
+			done = 1
+		}
+		/^## privy build$/ { put(); skip = 1; next }
+		skip && /^## / { skip = 0; print "" }
+		skip { next }
+		/^## Scanner$/ && !done { put(); print "" }
+		{ print; last = $0 }
+		END { if (!done) { if (NR > 0 && last != "") print ""; put() } }
+	' "$doc" >"$work/benchmarks.md"
+	cat "$work/benchmarks.md" >"$doc"
+	say "wrote the privy build section of $doc"
+	cat "$work/build.md"
+}
+
 case $only in
 server) run_server "$@" ;;
 scan) run_scan "$@" ;;
+build) run_build "$@" ;;
 *)
 	run_server "$@"
 	run_scan
+	run_build
 	;;
 esac
