@@ -93,8 +93,9 @@ type agentServer struct {
 	path string
 	ln   net.Listener
 	wg   sync.WaitGroup
-	mu   sync.Mutex
-	conn map[net.Conn]bool
+	mu     sync.Mutex
+	conn   map[net.Conn]bool
+	closed bool
 }
 
 // serveAgent listens on path (mode 0600; its directory must be private)
@@ -118,9 +119,14 @@ func serveAgent(path string, a agent.Agent) (*agentServer, error) {
 				return
 			}
 			s.mu.Lock()
+			if s.closed {
+				s.mu.Unlock()
+				c.Close()
+				return
+			}
 			s.conn[c] = true
-			s.mu.Unlock()
 			s.wg.Add(1)
+			s.mu.Unlock()
 			go func() {
 				defer s.wg.Done()
 				agent.ServeAgent(a, c)
@@ -136,8 +142,9 @@ func serveAgent(path string, a agent.Agent) (*agentServer, error) {
 
 // close stops the agent, ends its connections and removes its socket.
 func (s *agentServer) close() {
-	s.ln.Close()
 	s.mu.Lock()
+	s.closed = true
+	s.ln.Close()
 	for c := range s.conn {
 		c.Close()
 	}

@@ -11,8 +11,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -329,7 +329,10 @@ func TestAgentSocket(t *testing.T) {
 
 // TestAgentCloseWhileDialing closes servers while clients keep connecting
 // and hold their connections open: close must end every connection it
-// accepted, including one accepted just as it closes.
+// accepted, including one accepted just as it closes. It fails on a race of
+// agentServer (see the report): a connection that Accept returns after
+// close has closed the ones it knew of is served until the client hangs
+// up, and close waits for it.
 func TestAgentCloseWhileDialing(t *testing.T) {
 	srv := servertest.Start(t)
 	key := newTestKey(t, "ed25519")
@@ -339,21 +342,28 @@ func TestAgentCloseWhileDialing(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := agentSockDir(t)
-	for round := range 50 {
+	for round := range 100 {
 		sock := filepath.Join(dir, "a.sock")
 		as, err := serveAgent(sock, ka)
 		if err != nil {
 			t.Fatalf("round %d: serveAgent: %v", round, err)
 		}
+		// Each dialer keeps its connections open and goes on dialing
+		// until the server is closed, which happens while they dial.
 		stop := make(chan struct{})
-		var conns sync.WaitGroup
-		var mu sync.Mutex
-		var open []net.Conn
+		var dialers sync.WaitGroup
+		var dialed atomic.Int64
 		for range 4 {
-			conns.Add(1)
+			dialers.Add(1)
 			go func() {
-				defer conns.Done()
-				for {
+				defer dialers.Done()
+				var open []net.Conn
+				defer func() {
+					for _, c := range open {
+						c.Close()
+					}
+				}()
+				for len(open) < 1000 {
 					select {
 					case <-stop:
 						return
@@ -363,33 +373,26 @@ func TestAgentCloseWhileDialing(t *testing.T) {
 					if err != nil {
 						continue
 					}
-					mu.Lock()
 					open = append(open, c)
-					mu.Unlock()
+					dialed.Add(1)
 				}
+				<-stop
 			}()
 		}
-		time.Sleep(2 * time.Millisecond)
+		for dialed.Load() < 100 {
+			time.Sleep(100 * time.Microsecond)
+		}
 		done := make(chan struct{})
 		go func() { as.close(); close(done) }()
 		select {
 		case <-done:
-		case <-time.After(10 * time.Second):
 			close(stop)
-			conns.Wait()
-			for _, c := range open {
-				c.Close()
-			}
+			dialers.Wait()
+		case <-time.After(5 * time.Second):
+			close(stop)
+			dialers.Wait() // hanging up lets close return
 			<-done
-			buf := make([]byte, 1<<20)
-			n := runtime.Stack(buf, true)
-			os.WriteFile("/tmp/agent-stacks.txt", buf[:n], 0o644)
-			t.Fatalf("round %d: close hung with %d client connections open", round, len(open))
-		}
-		close(stop)
-		conns.Wait()
-		for _, c := range open {
-			c.Close()
+			t.Fatalf("round %d: close did not return while a client held a connection it had accepted", round)
 		}
 	}
 }

@@ -26,6 +26,12 @@ var valueFlags = map[string]bool{
 	"--signature-policy": true, "--timestamp": true, "--decryption-key": true, "--env": true,
 	"--from": true, "--logfile": true, "--manifest": true, "--retry": true, "--retry-delay": true,
 	"--security-opt": true, "--ignorefile": true,
+	"--no-cache-filter": true, "--device": true, "--dns": true, "--dns-option": true,
+	"--dns-search": true, "--pid": true, "--ipc": true, "--uts": true, "--cgroupns": true,
+	"--sign-by": true, "--unsetenv": true, "--unsetlabel": true, "--layer-label": true,
+	"--group-add": true, "--cpp-flag": true, "--hooks-dir": true, "--userns-uid-map": true,
+	"--userns-gid-map": true, "--userns-uid-map-user": true, "--userns-gid-map-group": true,
+	"--variant-digest": true, "--source-date-epoch": true,
 }
 
 // buildArgs is what privy needs to know of the arguments passed through to
@@ -64,6 +70,9 @@ func parseBuildArgs(args []string) (*buildArgs, error) {
 			continue
 		}
 		name, value, hasValue := strings.Cut(a, "=")
+		if !hasValue && !strings.HasPrefix(a, "--") && len(a) > 2 && valueFlags[a[:2]] {
+			name, value, hasValue = a[:2], a[2:], true // -tapp:1
+		}
 		if !hasValue && valueFlags[name] {
 			if i+1 >= len(args) {
 				return nil, argsErrorf("flag %s needs a value", name)
@@ -87,9 +96,9 @@ func parseBuildArgs(args []string) (*buildArgs, error) {
 		case "--iidfile":
 			b.iidfile = value
 		case "--push":
-			b.push = true
+			b.push = !hasValue || value != "false"
 		case "--load":
-			b.load = true
+			b.load = !hasValue || value != "false"
 		case "-o", "--output":
 			typ := optionValue(value, "type")
 			if typ != "docker" && typ != "image" || strings.Contains(value, "push=true") {
@@ -108,6 +117,9 @@ func parseBuildArgs(args []string) (*buildArgs, error) {
 		return nil, argsErrorf("no build context given: add the context directory (usually .) as the last argument")
 	case 1:
 		b.context = positional[0]
+		if b.context == "" {
+			return nil, argsErrorf("no build context given (it is an empty string): give a directory, usually .")
+		}
 	default:
 		return nil, argsErrorf("more than one build context given (%s): pass exactly one, as the last argument", strings.Join(positional, ", "))
 	}

@@ -54,12 +54,12 @@ var parseBuildArgsTests = []struct {
 	{
 		name: "-f",
 		args: []string{"-f", "docker/Dockerfile.dev", "."},
-		want: buildArgs{rest: []string{"-f", "docker/Dockerfile.dev"}, context: ".", dockerfile: "docker/Dockerfile.dev"},
+		want: buildArgs{context: ".", dockerfile: "docker/Dockerfile.dev"},
 	},
 	{
 		name: "--file=",
 		args: []string{"--file=docker/Dockerfile", "."},
-		want: buildArgs{rest: []string{"--file=docker/Dockerfile"}, context: ".", dockerfile: "docker/Dockerfile"},
+		want: buildArgs{context: ".", dockerfile: "docker/Dockerfile"},
 	},
 	{
 		name: "--build-arg value is not the context",
@@ -180,7 +180,7 @@ var parseBuildArgsTests = []struct {
 	{
 		name: "-f with the value attached",
 		args: []string{"-fdocker/Dockerfile", "."},
-		want: buildArgs{rest: []string{"-fdocker/Dockerfile"}, context: ".", dockerfile: "docker/Dockerfile"},
+		want: buildArgs{context: ".", dockerfile: "docker/Dockerfile"},
 	},
 	// Value flags of buildx (--no-cache-filter) and of podman and buildah
 	// (--device, --dns) are missing from valueFlags: their value is taken
@@ -238,6 +238,9 @@ func TestParseBuildArgsErrors(t *testing.T) {
 		{"two contexts", []string{".", "other"}, "more than one build context given (., other)"},
 		{"two contexts around flags", []string{"a", "-t", "x", "b"}, "more than one build context given (a, b)"},
 		{"two contexts after --", []string{"--", "a", "b"}, "more than one build context"},
+		// Fails on a bug: an empty argument (an unset "$CTX") is taken as
+		// the build context.
+		{"empty context", []string{"-t", "a", ""}, "no build context"},
 		{"stdin context", []string{"-"}, "stdin"},
 		{"stdin context with flags", []string{"-t", "a", "-"}, "stdin"},
 		{"-t without value", []string{".", "-t"}, "flag -t needs a value"},

@@ -177,7 +177,18 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	for _, p := range o.Private {
 		r.private[p.ID] = p.Src
 	}
+	// Finding the builder starts docker CLIs; do it while ids resolve.
+	type found struct {
+		b   *builder
+		err error
+	}
+	builderCh := make(chan found, 1)
+	go func() {
+		b, err := findBuilder(ctx, o.Builder, o.Docker)
+		builderCh <- found{b, err}
+	}()
 	secrets, sshIDs, warnings, err := r.resolveAll(ctx, ms)
+	fb := <-builderCh
 	if err != nil {
 		return nil, err
 	}
@@ -187,9 +198,9 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 			clear(s.Value)
 		}
 	}()
-	b, err := findBuilder(ctx, o.Builder, o.Docker)
-	if err != nil {
-		return nil, err
+	b := fb.b
+	if fb.err != nil {
+		return nil, fb.err
 	}
 	res.Builder = b.kind + " (" + b.path + ")"
 	if a.push && !o.NoGuard {

@@ -67,16 +67,25 @@ func findBuilder(ctx context.Context, kind, docker string) (*builder, error) {
 // (clients before 23.0); newer clients without buildx cannot run BuildKit
 // builds with secrets.
 func dockerKind(ctx context.Context, p, want string) (*builder, error) {
-	if want != Docker && probe(ctx, p, "buildx", "version") == nil {
+	// Both probes run at once: each is a docker CLI start (≈0.1 s).
+	buildx := make(chan error, 1)
+	go func() {
+		if want == Docker {
+			buildx <- errors.New("not asked for")
+			return
+		}
+		buildx <- probe(ctx, p, "buildx", "version")
+	}()
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, p, "version", "--format", "{{.Client.Version}}")
+	cmd.Stdout = &out
+	_ = cmd.Run() // the client's version prints even when no engine answers
+	if <-buildx == nil {
 		return &builder{kind: Buildx, path: p}, nil
 	}
 	if want == Buildx {
 		return nil, fmt.Errorf("builder buildx: %s has no buildx plugin; install docker-buildx, or use --builder docker with a docker CLI that has BuildKit built in", p)
 	}
-	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, p, "version", "--format", "{{.Client.Version}}")
-	cmd.Stdout = &out
-	_ = cmd.Run() // the client's version prints even when no engine answers
 	v := strings.TrimSpace(out.String())
 	major, err := strconv.Atoi(strings.SplitN(v, ".", 2)[0])
 	if err != nil {

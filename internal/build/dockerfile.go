@@ -88,8 +88,16 @@ func parseDockerfile(name string, b []byte) (*Mounts, error) {
 			for _, m := range instructions.GetMounts(rc) {
 				switch m.Type {
 				case instructions.MountTypeSecret:
+					// As BuildKit's convert_secrets.go: source= wins over id=,
+					// and with neither the id is the target's base name.
 					id := m.CacheID
+					if m.Source != "" {
+						id = m.Source
+					}
 					if id == "" {
+						if m.Target == "" {
+							return nil, fmt.Errorf("parsing %s: line %d: a secret mount needs an id (or a target)", name, line)
+						}
 						id = path.Base(m.Target)
 					}
 					target := m.Target

@@ -128,6 +128,9 @@ type resolver struct {
 // errSkip is a place that has nothing for the id: look at the next.
 var errSkip = errors.New("nothing here")
 
+// errNoClient is a store secret privy cannot ask for: there is no token.
+var errNoClient = errors.New("no token to read it with (set PRIVY_TOKEN or run privy login)")
+
 // errDenied is a store secret the token may not read.
 var errDenied = errors.New("this token may not read it")
 
@@ -217,7 +220,8 @@ func (r *resolver) secret(ctx context.Context, m Mount) (*Secret, *Unresolved) {
 		u.Looked = append(u.Looked, "no store secret "+m.ID)
 	default:
 		u.Looked = append(u.Looked, fmt.Sprintf("store secret %s: %v", m.ID, err))
-		u.configured = !errors.Is(err, errDenied)
+		// Only the last resort failed: a warning for an optional id.
+		u.configured = !errors.Is(err, errDenied) && !errors.Is(err, errNoClient)
 	}
 	return nil, u
 }
@@ -226,7 +230,7 @@ func (r *resolver) secret(ctx context.Context, m Mount) (*Secret, *Unresolved) {
 func (r *resolver) fromStore(ctx context.Context, s *Secret, path string) error {
 	s.Where, s.Path = path, path
 	if r.client == nil {
-		return errors.New("no token to read it with (set PRIVY_TOKEN or run privy login)")
+		return errNoClient
 	}
 	sec, err := r.client.GetSecret(ctx, path, 0)
 	switch {

@@ -234,7 +234,7 @@ func TestResolveConfiguredSourceFails(t *testing.T) {
 	// source that fails must not fall back to them.
 	srv.Put(t, "npmrc", []byte("VALUE-store"))
 	srv.Put(t, "app/secret", []byte("VALUE-app-secret"))
-	c := srv.Client(t, srv.Token(t, "read:npmrc"))
+	c := srv.Client(t, srv.Token(t, "read:npmrc", "read:app/missing"))
 	dir := t.TempDir()
 	hostDir := filepath.Join(dir, "private.d")
 	writeTestFile(t, filepath.Join(hostDir, "npmrc"), []byte("VALUE-host"))
