@@ -90,9 +90,9 @@ func (a *keyAgent) Unlock([]byte) error        { return errReadOnly }
 
 // agentServer serves a keyAgent on a unix socket.
 type agentServer struct {
-	path string
-	ln   net.Listener
-	wg   sync.WaitGroup
+	path   string
+	ln     net.Listener
+	wg     sync.WaitGroup
 	mu     sync.Mutex
 	conn   map[net.Conn]bool
 	closed bool
