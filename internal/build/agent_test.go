@@ -174,6 +174,7 @@ func TestAgentSign(t *testing.T) {
 			data := []byte("session data " + tt.name)
 			var sig *ssh.Signature
 			var err error
+			// Flags 0 through Sign and through SignWithFlags.
 			if tt.flags == 0 && i%2 == 0 {
 				sig, err = ac.Sign(tt.key.pub, data)
 			} else {
@@ -329,10 +330,8 @@ func TestAgentSocket(t *testing.T) {
 
 // TestAgentCloseWhileDialing closes servers while clients keep connecting
 // and hold their connections open: close must end every connection it
-// accepted, including one accepted just as it closes. It fails on a race of
-// agentServer (see the report): a connection that Accept returns after
-// close has closed the ones it knew of is served until the client hangs
-// up, and close waits for it.
+// accepted, including one accepted just as it closes (otherwise that one
+// is served until the client hangs up, and close waits for it).
 func TestAgentCloseWhileDialing(t *testing.T) {
 	srv := servertest.Start(t)
 	key := newTestKey(t, "ed25519")

@@ -69,9 +69,13 @@ func parseBuildArgs(args []string) (*buildArgs, error) {
 			positional = append(positional, a)
 			continue
 		}
-		name, value, hasValue := strings.Cut(a, "=")
-		if !hasValue && !strings.HasPrefix(a, "--") && len(a) > 2 && valueFlags[a[:2]] {
-			name, value, hasValue = a[:2], a[2:], true // -tapp:1
+		var name, value string
+		var hasValue, attached bool
+		if !strings.HasPrefix(a, "--") && len(a) > 2 && valueFlags[a[:2]] {
+			// -tapp:1, -otype=registry, -t=app:1
+			name, value, hasValue, attached = a[:2], strings.TrimPrefix(a[2:], "="), true, true
+		} else {
+			name, value, hasValue = strings.Cut(a, "=")
 		}
 		if !hasValue && valueFlags[name] {
 			if i+1 >= len(args) {
@@ -107,8 +111,8 @@ func parseBuildArgs(args []string) (*buildArgs, error) {
 		}
 		if keep {
 			b.rest = append(b.rest, a)
-			if hasValue && !strings.Contains(a, "=") {
-				b.rest = append(b.rest, value)
+			if hasValue && !attached && !strings.Contains(a, "=") {
+				b.rest = append(b.rest, value) // the value was the next argument
 			}
 		}
 	}

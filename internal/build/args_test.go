@@ -166,11 +166,9 @@ var parseBuildArgsTests = []struct {
 		want: buildArgs{rest: []string{"--build-arg", "-t", "--label", "--push"}, context: "."},
 	},
 
-	// The cases below fail on bugs of parseBuildArgs (see the report).
-
 	// pflag, which docker, buildx, podman and buildah parse with, reads
-	// -tNAME as -t NAME. Left in rest, the builder tags the image itself,
-	// before the guard has scanned it.
+	// -tNAME as -t NAME. Left in rest, the builder would tag the image
+	// itself, before the guard has scanned it.
 	{
 		name: "-t with the value attached",
 		args: []string{"-tapp:1", "."},
@@ -182,9 +180,43 @@ var parseBuildArgsTests = []struct {
 		args: []string{"-fdocker/Dockerfile", "."},
 		want: buildArgs{context: ".", dockerfile: "docker/Dockerfile"},
 	},
+	{
+		name: "-o= is -o",
+		args: []string{"-o=type=registry", "."},
+		want: buildArgs{rest: []string{"-o=type=registry"}, context: ".", push: true},
+	},
+	// An attached value is one argument: passing it twice would give the
+	// builder a second context. Fails on a bug (see the report).
+	{
+		name: "-m with the value attached",
+		args: []string{"-m1g", "."},
+		want: buildArgs{rest: []string{"-m1g"}, context: "."},
+	},
+	{
+		name: "-o with a directory attached",
+		args: []string{"-oout", "."},
+		want: buildArgs{rest: []string{"-oout"}, context: ".", push: true},
+	},
+	// -oVALUE with a "=" in VALUE is -o VALUE too: a registry output the
+	// guard cannot scan before the push. Fails on a bug (see the report).
+	{
+		name: "-o with type=registry attached",
+		args: []string{"-otype=registry", "."},
+		want: buildArgs{rest: []string{"-otype=registry"}, context: ".", push: true},
+	},
+	{
+		name: "-o with type=image,push=true attached",
+		args: []string{"-otype=image,push=true", "."},
+		want: buildArgs{rest: []string{"-otype=image,push=true"}, context: ".", push: true},
+	},
+	{
+		name: "-o with type=docker attached",
+		args: []string{"-otype=docker", "."},
+		want: buildArgs{rest: []string{"-otype=docker"}, context: "."},
+	},
 	// Value flags of buildx (--no-cache-filter) and of podman and buildah
-	// (--device, --dns) are missing from valueFlags: their value is taken
-	// as a second build context.
+	// (--device, --dns) whose value must not be taken as a second build
+	// context.
 	{
 		name: "buildx --no-cache-filter",
 		args: []string{"--no-cache-filter", "deps", "."},
@@ -200,11 +232,21 @@ var parseBuildArgsTests = []struct {
 		args: []string{"--dns", "10.0.0.1", "."},
 		want: buildArgs{rest: []string{"--dns", "10.0.0.1"}, context: "."},
 	},
-	// buildx's --push is a boolean flag: --push=false does not push.
+	// buildx's --push and --load are boolean flags.
 	{
 		name: "--push=false",
 		args: []string{"--push=false", "."},
 		want: buildArgs{rest: []string{"--push=false"}, context: "."},
+	},
+	{
+		name: "--push=true",
+		args: []string{"--push=true", "."},
+		want: buildArgs{rest: []string{"--push=true"}, context: ".", push: true},
+	},
+	{
+		name: "--load=false",
+		args: []string{"--load=false", "."},
+		want: buildArgs{rest: []string{"--load=false"}, context: "."},
 	},
 }
 
@@ -238,8 +280,7 @@ func TestParseBuildArgsErrors(t *testing.T) {
 		{"two contexts", []string{".", "other"}, "more than one build context given (., other)"},
 		{"two contexts around flags", []string{"a", "-t", "x", "b"}, "more than one build context given (a, b)"},
 		{"two contexts after --", []string{"--", "a", "b"}, "more than one build context"},
-		// Fails on a bug: an empty argument (an unset "$CTX") is taken as
-		// the build context.
+		// An empty argument (an unset "$CTX") is not a context.
 		{"empty context", []string{"-t", "a", ""}, "no build context"},
 		{"stdin context", []string{"-"}, "stdin"},
 		{"stdin context with flags", []string{"-t", "a", "-"}, "stdin"},

@@ -139,6 +139,9 @@ func (b *builder) argv(a *buildArgs, ds []delivery, agents map[string]string, ii
 	if b.kind == Buildx && !a.load && !a.push {
 		args = append(args, "--load")
 	}
+	if strings.HasPrefix(a.context, "-") {
+		args = append(args, "--") // a context named like a flag
+	}
 	return append(args, a.context)
 }
 

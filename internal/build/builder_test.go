@@ -108,6 +108,38 @@ func TestBuilderArgv(t *testing.T) {
 	}
 }
 
+// TestBuilderArgvParsesAgain reads the builder's arguments back as the
+// builder would: the context and Dockerfile are the ones privy read.
+func TestBuilderArgvParsesAgain(t *testing.T) {
+	for _, args := range [][]string{
+		{"-t", "a", "--build-arg", "X=1", "."},
+		{"ctx", "-f", "docker/Dockerfile", "--target", "final"},
+		{"--file=Dockerfile.dev", "--no-cache", "ctx"},
+		// A context that looks like a flag, given after "--". Fails on a
+		// bug (see the report): argv drops the "--".
+		{"-t", "a", "--", "-ctx"},
+	} {
+		a := mustParseBuildArgs(t, args...)
+		for _, kind := range []string{Docker, Buildx, Podman} {
+			b := &builder{kind: kind, path: "/usr/bin/" + kind}
+			argv := b.argv(a, []delivery{{id: "s", env: "PRIVY_BUILD_SECRET_0"}}, map[string]string{"default": "/x/agent.sock"}, "/x/iid")
+			words := 1
+			if kind == Buildx {
+				words = 2
+			}
+			got, err := parseBuildArgs(argv[words:])
+			if err != nil {
+				t.Errorf("%s argv %q for %q: does not parse again: %v", kind, argv, args, err)
+				continue
+			}
+			if got.context != a.context || got.dockerfile != a.dockerfile || len(got.tags) != 0 {
+				t.Errorf("%s argv %q for %q: got context %q, Dockerfile %q, tags %q; want %q, %q, none",
+					kind, argv, args, got.context, got.dockerfile, got.tags, a.context, a.dockerfile)
+			}
+		}
+	}
+}
+
 func TestBuilderUsesEnv(t *testing.T) {
 	for kind, want := range map[string]bool{Docker: true, Buildx: true, Podman: false, Buildah: false} {
 		if got := (&builder{kind: kind}).usesEnv(); got != want {

@@ -149,8 +149,7 @@ var parseDockerfileTests = []struct {
 	},
 
 	// BuildKit takes a secret mount's source= as its id (dockerfile2llb's
-	// dispatchSecret: "if m.Source != "" { id = m.Source }"); privy ignores
-	// it. These cases fail on that bug (see the report).
+	// dispatchSecret: "if m.Source != "" { id = m.Source }").
 	{
 		name:       "source= is the id",
 		dockerfile: dfLines("FROM alpine", "RUN --mount=type=secret,source=npmrc,target=/root/.npmrc npm ci"),

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -464,8 +465,7 @@ func TestResolveNoClient(t *testing.T) {
 	})
 	// An optional id that resolves nowhere is a warning (BuildKit skips
 	// its mount); having no token to look in the store with is no reason
-	// to stop the build. Fails on a bug of resolver.secret (see the
-	// report): the missing token counts as a configured source failing.
+	// to stop the build.
 	t.Run("optional store id", func(t *testing.T) {
 		r := newTestResolver(nil, nil, "")
 		_, _, warnings, err := r.resolveAll(ctx, &Mounts{Secrets: []Mount{{ID: "app/db"}}})
@@ -499,7 +499,7 @@ func TestResolveHostDirNotReadable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		for _, required := range []bool{false, true} {
-			t.Run(tt.id, func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s required=%v", tt.id, required), func(t *testing.T) {
 				if tt.id == "locked" && os.Geteuid() == 0 {
 					t.Skip("root reads a file of mode 000; the directory case covers an unreadable host file")
 				}
@@ -581,7 +581,9 @@ func TestResolveExtraPrivate(t *testing.T) {
 
 	r = newTestResolver(nil, nil, "")
 	r.private["extra"] = filepath.Join(dir, "missing")
-	_, _, _, err = r.resolveAll(ctx, &Mounts{})
+	r.private["ok"] = filepath.Join(dir, "a")
+	secrets, sshIDs, warnings, err := r.resolveAll(ctx, &Mounts{})
+	checkNoValues(t, [][]byte{[]byte("VALUE-a"), []byte("VALUE-b")}, resolutionStrings(secrets, sshIDs, warnings, err)...)
 	missing := unresolvedOf(t, err)
 	if len(missing) != 1 || missing[0].ID != "extra" || !containsPart(missing[0].Looked, "--private: reading") {
 		t.Errorf("missing --private file for an unmounted id: got %+v, want extra", missing)
@@ -629,7 +631,7 @@ func TestResolveSSH(t *testing.T) {
 	}
 	for _, tt := range tests {
 		for _, required := range []bool{false, true} {
-			t.Run(tt.id, func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s required=%v", tt.id, required), func(t *testing.T) {
 				r := newTestResolver(mf, c, "")
 				secrets, sshIDs, warnings, err := r.resolveAll(ctx, &Mounts{SSH: []Mount{{ID: tt.id, Required: required}}})
 				checkNoValues(t, values, resolutionStrings(secrets, sshIDs, warnings, err)...)
