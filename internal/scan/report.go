@@ -268,10 +268,15 @@ func WriteSARIF(w io.Writer, version string, fs []Finding) error {
 		if f.Encoding != "" {
 			props["encoding"] = f.Encoding
 		}
+		msg := fmt.Sprintf("%s in %s", f.What(), f.Location())
+		if f.More > 0 {
+			props["more"] = f.More
+			msg += fmt.Sprintf(" (and %d more times in this file, not listed)", f.More)
+		}
 		run.Results = append(run.Results, sarifResult{
 			RuleID:     id,
 			Level:      "error",
-			Message:    sarifMessage{fmt.Sprintf("%s in %s", f.What(), f.Location())},
+			Message:    sarifMessage{msg},
 			Locations:  []sarifLocation{loc},
 			Properties: props,
 			// One alert per secret (by name, never value), encoding, place
