@@ -19,6 +19,8 @@ import (
 // server, which audits it with the build's id, so the private keys never
 // leave the server.
 type keyAgent struct {
+	// ctx is the build's: agent.Agent's methods take no context, and the
+	// agent lives exactly as long as the build, so it is kept here.
 	ctx    context.Context
 	client *client.Client
 	keys   []agentKey
