@@ -270,7 +270,8 @@ RUN --mount=type=secret,id=mycorp-ca,target=/etc/pki/mycorp-ca.pem,required=true
 	if !strings.Contains(res.stdout+res.stderr, "the token is ****") {
 		t.Errorf("the step's echo of the secret is not masked as ****:\n%s", redact(res.stdout+res.stderr))
 	}
-	if !strings.Contains(res.stderr, "guard: no delivered secret") || !strings.Contains(res.stderr, "tagged "+tag) {
+	if !strings.Contains(res.stderr, "guard: no delivered secret") || !strings.Contains(res.stderr, "tagged "+tag) ||
+		!strings.Contains(res.stderr, "read from the engine storage") {
 		t.Errorf("privy build did not report a clean guard and the tag:\n%s", res)
 	}
 	for file, v := range map[string]string{"/tok.sha256": value, "/ca.sha256": ca} {

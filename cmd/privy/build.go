@@ -210,8 +210,8 @@ func (a *app) buildReport(o build.Options, res *build.Result) {
 	case o.NoGuard:
 		fmt.Fprintf(a.stderr, "privy: built %s (guard skipped: --no-guard)\n", res.ImageID)
 	default:
-		fmt.Fprintf(a.stderr, "privy: built %s; guard: no delivered secret in the image (%d secrets checked in %.1fs)\n",
-			res.ImageID, len(res.Secrets)-countFrom(res.Secrets, build.FromArgs), res.GuardTime.Seconds())
+		fmt.Fprintf(a.stderr, "privy: built %s; guard: no delivered secret in the image (%d secrets checked in %.1fs, read from the %s)\n",
+			res.ImageID, len(res.Secrets)-countFrom(res.Secrets, build.FromArgs), res.GuardTime.Seconds(), res.GuardRead)
 	}
 	for _, t := range res.Tags {
 		if len(res.Findings) == 0 {

@@ -29,6 +29,7 @@ import (
 	"github.com/privyhq/privy/internal/manifest"
 	"github.com/privyhq/privy/internal/mask"
 	"github.com/privyhq/privy/internal/scan"
+	"github.com/privyhq/privy/internal/scan/image"
 )
 
 // Options configure one build.
@@ -74,6 +75,7 @@ type Result struct {
 	Unguarded []string // ids whose values the guard could not look for
 	BuildTime time.Duration
 	GuardTime time.Duration
+	GuardRead string // how the guard read the image: "engine storage", "engine export", "docker-archive"
 	Findings  []scan.Finding
 }
 
@@ -302,7 +304,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 
 	if !o.NoGuard {
 		start := time.Now()
-		findings, unguarded, err := guard(ctx, b, res.ImageID, secrets)
+		findings, unguarded, err := guard(ctx, b, res.ImageID, secrets, &res.GuardRead)
 		res.GuardTime = time.Since(start)
 		res.Unguarded = unguarded
 		if err != nil {
@@ -359,7 +361,7 @@ func bust(a *buildArgs, dockerfile, dir, keyFile string, ms *Mounts, secrets []*
 const maxEnvValue = 64 << 10
 
 // guard scans the built image for every delivered value and its encodings.
-func guard(ctx context.Context, b *builder, id string, secrets []*Secret) ([]scan.Finding, []string, error) {
+func guard(ctx context.Context, b *builder, id string, secrets []*Secret, read *string) ([]scan.Finding, []string, error) {
 	var known []scan.Known
 	var unguarded []string
 	for _, s := range secrets {
@@ -379,6 +381,19 @@ func guard(ctx context.Context, b *builder, id string, secrets []*Secret) ([]sca
 	for _, name := range sc.Skipped() {
 		unguarded = append(unguarded, name)
 	}
+	// Beside a local overlay2 engine, as root, the layers are read where
+	// they lie; the engine's export re-packs the whole image (≈10× slower).
+	if b.kind == Docker || b.kind == Buildx {
+		if img, err := image.OpenEngineStorage(ctx, id); err == nil {
+			*read = "engine storage"
+			r, err := sc.ScanImage(ctx, img)
+			if err != nil {
+				return nil, unguarded, err
+			}
+			sort.SliceStable(r.Findings, func(i, j int) bool { return r.Findings[i].Layer < r.Findings[j].Layer })
+			return r.Findings, unguarded, nil
+		}
+	}
 	// podman and buildah images are exported to a disk-backed temporary
 	// file: the image is on disk in their store already, and may be too
 	// large for a tmpfs.
@@ -390,6 +405,10 @@ func guard(ctx context.Context, b *builder, id string, secrets []*Secret) ([]sca
 	ref, err := b.scanRef(ctx, id, tmp)
 	if err != nil {
 		return nil, unguarded, err
+	}
+	*read = "engine export"
+	if strings.HasPrefix(ref, "docker-archive:") {
+		*read = b.kind + " export"
 	}
 	r, err := sc.Scan(ctx, ref)
 	if err != nil {

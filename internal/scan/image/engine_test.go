@@ -30,6 +30,7 @@ COPY secret.txt /app/secret.txt
 RUN rm /app/secret.txt
 RUN mkdir -p /dir && echo old > /dir/old && echo keep > /dir/keep
 RUN rm -rf /dir && mkdir /dir && echo new > /dir/x
+RUN echo linked > /hk && ln /hk /hk2 && ln -s /hk /hs && mkdir -p /e/f && echo deep > /e/f/g
 ENV PRIVY_SCAN_TEST=1
 LABEL privy.test=scan-image
 `), 0o644)
@@ -96,6 +97,21 @@ LABEL privy.test=scan-image
 		if g, w := strings.Join(got, "\n"), strings.Join(first, "\n"); g != w {
 			t.Errorf("%s: got files\n%s\nwant (as from %s)\n%s", ref, g, refs[0], w)
 		}
+	}
+
+	// Read from the engine's overlay2 storage directly, the same image must
+	// give the same files, whiteouts, links and contents as its export.
+	img, err := OpenEngineStorage(ctx, tag)
+	if err != nil {
+		testenv.Unavailable(t, "the engine's overlay2 storage (root, a local engine)", testenv.SetupHint, err)
+	}
+	got, _ := walkAll(t, img, WalkOptions{})
+	if g, w := strings.Join(got, "\n"), strings.Join(first, "\n"); g != w {
+		t.Errorf("engine storage: got files\n%s\nwant (as from the export)\n%s", g, w)
+	}
+	cfg, err := img.Config(ctx)
+	if err != nil || cfg.Config.Labels["privy.test"] != "scan-image" {
+		t.Errorf("engine storage: config %v, %v; want the image's", cfg, err)
 	}
 }
 
