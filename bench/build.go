@@ -51,7 +51,7 @@ const (
 )
 
 // privyBuildLine is what privy build prints on stderr after a clean guard.
-var privyBuildLine = regexp.MustCompile(`privy: built (sha256:[0-9a-f]+); guard: no delivered secret in the image \((\d+) secrets checked in ([0-9.]+)s\)`)
+var privyBuildLine = regexp.MustCompile(`privy: built (sha256:[0-9a-f]+); guard: no delivered secret in the image \((\d+) secrets checked in ([0-9.]+)s(?:, read from the [a-z ]+)?\)`)
 
 func buildCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var s buildSettings
