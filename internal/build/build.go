@@ -316,6 +316,12 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		}
 	}
 	for _, t := range a.tags {
+		// Through the API when the guard read the engine's own storage (so
+		// it is the engine the builder used); else, or if that fails, the
+		// builder's CLI.
+		if res.GuardRead == "engine storage" && tagByAPI(ctx, res.ImageID, t) == nil {
+			continue
+		}
 		if err := b.tag(ctx, res.ImageID, t); err != nil {
 			return res, err
 		}

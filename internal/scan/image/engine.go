@@ -17,6 +17,10 @@ import (
 // says otherwise.
 const DefaultEngineSocket = "/var/run/docker.sock"
 
+// EngineSocket returns the unix socket of the Docker Engine: DOCKER_HOST
+// if it names one, else DefaultEngineSocket.
+func EngineSocket() (string, error) { return engineSocket() }
+
 // engineSocket returns the unix socket of the Docker Engine from
 // DOCKER_HOST. Only unix sockets are used: the engine's export is read
 // locally, never over a network.
