@@ -77,14 +77,7 @@ func buildCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	md := rep.markdown()
-	if s.out != "" {
-		if err := os.WriteFile(s.out, []byte(md), 0o644); err != nil {
-			return fmt.Errorf("writing report: %w", err)
-		}
-	}
-	_, err = io.WriteString(stdout, md)
-	return err
+	return writeReport(rep.markdown(), s.out, stdout)
 }
 
 // buildBench is the fixture both kinds of build run against: a privy
@@ -473,7 +466,7 @@ func (r *buildReport) markdown() string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", bench, config, med, lo, hi, target, met)
 	}
 	med, lo, hi := stats(secondsOf(r.privy, tookOfBuild), fmtSecs)
-	row("privy build", "`privy "+strings.Join(privyBuildArgs(), " ")+" ctx`: 2 store secrets, masked output, guard, then `docker tag`",
+	row("privy build", "`privy "+strings.Join(privyBuildArgs(), " ")+" ctx`: 2 store secrets, masked output, guard, then tagging",
 		med, lo, hi, "—", "—")
 	med, lo, hi = stats(secondsOf(r.plain, tookOfBuild), fmtSecs)
 	row("plain build", "`DOCKER_BUILDKIT=1 docker "+strings.Join(plainBuildArgs(), " ")+" ctx`, A and B in its environment",

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -213,4 +215,16 @@ func size(n int64) string {
 	default:
 		return fmt.Sprintf("%d KiB", n>>10)
 	}
+}
+
+// writeReport prints a benchmark's markdown report and, if out is set,
+// writes it to that file too.
+func writeReport(md, out string, stdout io.Writer) error {
+	if out != "" {
+		if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
+			return fmt.Errorf("writing report: %w", err)
+		}
+	}
+	_, err := io.WriteString(stdout, md)
+	return err
 }

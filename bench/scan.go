@@ -72,14 +72,7 @@ func scanCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	md := rep.markdown()
-	if s.out != "" {
-		if err := os.WriteFile(s.out, []byte(md), 0o644); err != nil {
-			return fmt.Errorf("writing report: %w", err)
-		}
-	}
-	_, err = io.WriteString(stdout, md)
-	return err
+	return writeReport(rep.markdown(), s.out, stdout)
 }
 
 // scanTool is one configuration of the scanner benchmark.

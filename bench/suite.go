@@ -67,14 +67,7 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	md := rep.markdown()
-	if s.out != "" {
-		if err := os.WriteFile(s.out, []byte(md), 0o644); err != nil {
-			return fmt.Errorf("writing report: %w", err)
-		}
-	}
-	_, err = io.WriteString(stdout, md)
-	return err
+	return writeReport(rep.markdown(), s.out, stdout)
 }
 
 // dataset is an initialised data directory holding secrets secretPath(0)

@@ -570,6 +570,9 @@ RUN --mount=type=secret,id=mycorp-ca,target=/etc/pki/ca.pem,required=true test -
 	if !strings.Contains(res.stdout+res.stderr, "the token is ****") {
 		t.Errorf("the echo of the secret is not masked:\n%s", redact(res.stdout+res.stderr))
 	}
+	if !strings.Contains(res.stderr, "guard: no delivered secret in the image") || !strings.Contains(res.stderr, "read from the podman export") {
+		t.Errorf("the guard did not scan podman's image:\n%s", res)
+	}
 	out := testenv.Run(t, podman, "run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", tag, "cat", "/tok.sha256")
 	sum := sha256.Sum256([]byte(value))
 	if f := strings.Fields(out); len(f) == 0 || f[0] != hex.EncodeToString(sum[:]) {
@@ -577,6 +580,22 @@ RUN --mount=type=secret,id=mycorp-ca,target=/etc/pki/ca.pem,required=true test -
 	}
 	assertAbsent(t, "podman history --no-trunc", []byte(testenv.Run(t, podman, "history", "--no-trunc", tag)), forms)
 	assertAbsent(t, "podman inspect", []byte(testenv.Run(t, podman, "image", "inspect", tag)), forms)
+
+	// The guard catches a leak in podman's image too (streamed from podman
+	// save, never written to a file), and leaves it untagged.
+	leakTag := "localhost/privy-e2e/podman-leak:" + randHex(6)
+	leaky := e.context("RUN --mount=type=secret,id=npm-token,required=true cat /run/secrets/npm-token > /leak\n",
+		map[string]string{"privy.yaml": "build:\n  secrets:\n    npm-token: app/npm-token\n"})
+	res = e.privyBuild(forms, nil, "--builder", "podman", "--no-cache", "--network", "none", "-t", leakTag, leaky)
+	if res.code != 6 || !strings.Contains(res.stderr, "/leak") {
+		t.Errorf("podman leak: exit %d, want 6 naming /leak:\n%s", res.code, res)
+	}
+	if out, err := exec.Command(podman, "image", "inspect", leakTag).CombinedOutput(); err == nil {
+		t.Errorf("the leaky podman image was tagged: %s", out)
+	}
+	if id := leakImageID(res.stderr); id != "" {
+		exec.Command(podman, "image", "rm", "--force", id).Run()
+	}
 	noBuildDirs(t)
 }
 

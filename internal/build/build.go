@@ -75,7 +75,7 @@ type Result struct {
 	Unguarded []string // ids whose values the guard could not look for
 	BuildTime time.Duration
 	GuardTime time.Duration
-	GuardRead string // how the guard read the image: "engine storage", "engine export", "docker-archive"
+	GuardRead string // how the guard read the image: readStorage, readExport or "KIND export"
 	Findings  []scan.Finding
 }
 
@@ -319,7 +319,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		// Through the API when the guard read the engine's own storage (so
 		// it is the engine the builder used); else, or if that fails, the
 		// builder's CLI.
-		if res.GuardRead == "engine storage" && tagByAPI(ctx, res.ImageID, t) == nil {
+		if res.GuardRead == readStorage && image.TagEngineImage(ctx, res.ImageID, t) == nil {
 			continue
 		}
 		if err := b.tag(ctx, res.ImageID, t); err != nil {
@@ -387,36 +387,12 @@ func guard(ctx context.Context, b *builder, id string, secrets []*Secret, read *
 	for _, name := range sc.Skipped() {
 		unguarded = append(unguarded, name)
 	}
-	// Beside a local overlay2 engine, as root, the layers are read where
-	// they lie; the engine's export re-packs the whole image (≈10× slower).
-	if b.kind == Docker || b.kind == Buildx {
-		if img, err := image.OpenEngineStorage(ctx, id); err == nil {
-			*read = "engine storage"
-			r, err := sc.ScanImage(ctx, img)
-			if err != nil {
-				return nil, unguarded, err
-			}
-			sort.SliceStable(r.Findings, func(i, j int) bool { return r.Findings[i].Layer < r.Findings[j].Layer })
-			return r.Findings, unguarded, nil
-		}
-	}
-	// podman and buildah images are exported to a disk-backed temporary
-	// file: the image is on disk in their store already, and may be too
-	// large for a tmpfs.
-	tmp, err := os.MkdirTemp("", "privy-guard-")
+	img, how, err := b.image(ctx, id)
 	if err != nil {
 		return nil, unguarded, err
 	}
-	defer os.RemoveAll(tmp)
-	ref, err := b.scanRef(ctx, id, tmp)
-	if err != nil {
-		return nil, unguarded, err
-	}
-	*read = "engine export"
-	if strings.HasPrefix(ref, "docker-archive:") {
-		*read = b.kind + " export"
-	}
-	r, err := sc.Scan(ctx, ref)
+	*read = how
+	r, err := sc.ScanImage(ctx, img)
 	if err != nil {
 		return nil, unguarded, err
 	}

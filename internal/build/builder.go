@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
+	"io"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/privyhq/privy/internal/scan/image"
 )
 
 // Builder kinds.
@@ -186,27 +188,76 @@ func (b *builder) tag(ctx context.Context, id, tag string) error {
 	return nil
 }
 
-// scanRef returns a reference privy scan can open for the built image:
-// the engine's image itself for docker, else a docker-archive written by
-// the builder into dir.
-func (b *builder) scanRef(ctx context.Context, id, dir string) (string, error) {
+// How the guard reads an image.
+const (
+	readStorage = "engine storage" // the engine's overlay2 layer directories
+	readExport  = "engine export"  // GET /images/{id}/get
+)
+
+// image opens the built image for the guard, and says how it is read.
+// Beside a local overlay2 engine, as root, docker's and buildx's layers
+// are read where they lie (the engine's export re-packs the whole image,
+// several times slower); else the engine's export is streamed. podman's
+// and buildah's images are streamed from `podman save` / `buildah push` to
+// stdout: never copied to a file, since a leaky image holds the secret.
+func (b *builder) image(ctx context.Context, id string) (image.Image, string, error) {
 	switch b.kind {
 	case Docker, Buildx:
-		return id, nil
+		if img, err := image.OpenEngineStorage(ctx, id); err == nil {
+			return img, readStorage, nil
+		}
+		img, err := image.Open(ctx, id)
+		return img, readExport, err
 	}
-	tar := filepath.Join(dir, "image.tar")
-	var args []string
-	if b.kind == Podman {
-		args = []string{"save", "--format", "docker-archive", "-o", tar, id}
-	} else {
-		args = []string{"push", id, "docker-archive:" + tar}
+	args := []string{"save", "--format", "docker-archive", id}
+	if b.kind == Buildah {
+		args = []string{"push", "--quiet", id, "docker-archive:/dev/stdout"}
 	}
-	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, b.path, args...)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		os.Remove(tar)
-		return "", fmt.Errorf("exporting the image for the guard: %s %s: %v: %s", b.kind, args[0], err, strings.TrimSpace(out.String()))
+	open := func(ctx context.Context) (io.ReadCloser, error) { return startOutput(ctx, b.path, args...) }
+	return image.OpenStream(b.kind+":"+id, open), b.kind + " export", nil
+}
+
+// cmdOutput is the stdout of a running command. Its end is an error if
+// the command failed; Close stops the command if it still runs.
+type cmdOutput struct {
+	cmd    *exec.Cmd
+	out    io.ReadCloser
+	stderr bytes.Buffer
+	done   bool
+}
+
+func startOutput(ctx context.Context, name string, args ...string) (*cmdOutput, error) {
+	c := &cmdOutput{cmd: exec.CommandContext(ctx, name, args...)}
+	c.cmd.Stderr = &c.stderr
+	var err error
+	if c.out, err = c.cmd.StdoutPipe(); err != nil {
+		return nil, err
 	}
-	return "docker-archive:" + tar, nil
+	if err := c.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("exporting the image for the guard: %w", err)
+	}
+	return c, nil
+}
+
+func (c *cmdOutput) Read(p []byte) (int, error) {
+	n, err := c.out.Read(p)
+	if err == io.EOF && !c.done {
+		c.done = true
+		if werr := c.cmd.Wait(); werr != nil {
+			return n, fmt.Errorf("exporting the image for the guard: %s %s: %v: %s",
+				filepath.Base(c.cmd.Path), c.cmd.Args[1], werr, strings.TrimSpace(c.stderr.String()))
+		}
+	}
+	return n, err
+}
+
+func (c *cmdOutput) Close() error {
+	if c.done {
+		return nil
+	}
+	c.done = true
+	c.out.Close()
+	c.cmd.Process.Kill()
+	c.cmd.Wait()
+	return nil
 }

@@ -17,10 +17,6 @@ import (
 // says otherwise.
 const DefaultEngineSocket = "/var/run/docker.sock"
 
-// EngineSocket returns the unix socket of the Docker Engine: DOCKER_HOST
-// if it names one, else DefaultEngineSocket.
-func EngineSocket() (string, error) { return engineSocket() }
-
 // engineSocket returns the unix socket of the Docker Engine from
 // DOCKER_HOST. Only unix sockets are used: the engine's export is read
 // locally, never over a network.
@@ -79,6 +75,38 @@ func (e *engine) get(ctx context.Context, p string) (*http.Response, error) {
 		msg.Message = strings.TrimSpace(string(body))
 	}
 	return nil, &statusError{code: resp.StatusCode, msg: msg.Message}
+}
+
+// TagEngineImage gives the engine's image id the name ref
+// (POST /images/{id}/tag), as `docker tag` does.
+func TagEngineImage(ctx context.Context, id, ref string) error {
+	if strings.Contains(ref, "@") {
+		return fmt.Errorf("cannot tag with a digest reference %q", ref)
+	}
+	repo, tag := ref, "latest"
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		repo, tag = ref[:i], ref[i+1:]
+	}
+	e, err := newEngine()
+	if err != nil {
+		return err
+	}
+	q := url.Values{"repo": {repo}, "tag": {tag}}
+	u := url.URL{Scheme: "http", Host: "docker", Path: "/images/" + id + "/tag", RawQuery: q.Encode()}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("talking to the Docker Engine at %s: %w", e.socket, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("tagging %s as %s: engine answered %s: %s", id, ref, resp.Status, strings.TrimSpace(string(b)))
+	}
+	return nil
 }
 
 // statusError is an error status of the engine's API.

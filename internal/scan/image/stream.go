@@ -28,6 +28,13 @@ type streamImage struct {
 	meta *meta // set by the first complete pass
 }
 
+// OpenStream opens an image whose `docker save` tar (docker-archive) open
+// streams, such as the output of `podman save`; open may be called more
+// than once. The stream is read as it comes, never stored.
+func OpenStream(ref string, open func(ctx context.Context) (io.ReadCloser, error)) Image {
+	return &streamImage{ref: ref, open: open}
+}
+
 func (s *streamImage) Name() string { return s.ref }
 
 // Config returns the image config. Before a Walk it needs a pass over the
