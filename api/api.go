@@ -165,3 +165,151 @@ type SSHSignature struct {
 // BuildHeader carries the id of the build a request is made for; the
 // server records it in the request's audit line.
 const BuildHeader = "Privy-Build-Id"
+
+// Profile names what one kind of container receives at run time: files
+// from secrets, every secret under a prefix, git configuration
+// repositories and, optionally, the host's private files. It is the body
+// of PUT /v1/profiles/{name} and of GET /v1/profiles/{name}.
+type Profile struct {
+	Name     string          `json:"name"`
+	Files    []ProfileFile   `json:"files,omitempty"`
+	Prefixes []ProfilePrefix `json:"prefixes,omitempty"`
+	Repos    []ProfileRepo   `json:"repos,omitempty"`
+	// HostPrivate includes the host's private files (/etc/privy/private.d)
+	// where the volume plugin mounts the profile; the profile's own files
+	// override them.
+	HostPrivate bool `json:"host_private,omitempty"`
+	// Post is a command privy exec runs after placing the files and before
+	// the container's command (argv; no shell unless it names one).
+	Post []string `json:"post,omitempty"`
+	// OnRotate is the signal sent to the container when a secret of this
+	// profile is rotated ("SIGHUP"); empty sends none.
+	OnRotate string `json:"on_rotate,omitempty"`
+
+	// Set by the server.
+	Version int       `json:"version,omitempty"`
+	Updated time.Time `json:"updated,omitempty"`
+}
+
+// Owner is a file's mode and numeric owner. A zero Mode means 0400; nil
+// UID/GID mean root (0).
+type Owner struct {
+	Mode uint32 `json:"mode,omitempty"`
+	UID  *int   `json:"uid,omitempty"`
+	GID  *int   `json:"gid,omitempty"`
+}
+
+// ProfileFile is one file: Name (a relative path in the mount) receives the
+// latest version of the secret at Secret.
+type ProfileFile struct {
+	Name   string `json:"name"`
+	Secret string `json:"secret"`
+	Owner
+}
+
+// ProfilePrefix delivers every secret under Prefix (which ends in '/'):
+// the file for secret Prefix+"a/b" is Dir+"/a/b".
+type ProfilePrefix struct {
+	Prefix string `json:"prefix"`
+	Dir    string `json:"dir,omitempty"`
+	Owner
+}
+
+// ProfileRepo is a git configuration repository: its files (all of them,
+// or those Files lists) are placed under Dir. Credentials are store paths.
+type ProfileRepo struct {
+	URL string `json:"url"`
+	Ref string `json:"ref,omitempty"` // branch or tag; empty = the remote's HEAD
+	Dir string `json:"dir,omitempty"`
+	// Files copies only these (Src in the repo → Dest under Dir; a Src
+	// ending in '/' copies a directory). Empty copies every file.
+	Files []RepoFile `json:"files,omitempty"`
+
+	SSHKey     string `json:"ssh_key,omitempty"`     // store path of an OpenSSH private key
+	KnownHosts string `json:"known_hosts,omitempty"` // store path of known_hosts lines for ssh:// URLs
+	Username   string `json:"username,omitempty"`    // for https:// URLs
+	Password   string `json:"password,omitempty"`    // store path of the https password or token
+	// AgeIdentity is the store path of an age identity: files ending in
+	// ".age" are decrypted with it and placed without the suffix.
+	AgeIdentity string `json:"age_identity,omitempty"`
+	Owner
+}
+
+// RepoFile is one file or directory copied out of a ProfileRepo.
+type RepoFile struct {
+	Src  string `json:"src"`
+	Dest string `json:"dest,omitempty"` // default: Src
+	Mode uint32 `json:"mode,omitempty"` // default: the repo's Owner.Mode
+}
+
+// ProfileList is the body of GET /v1/profiles.
+type ProfileList struct {
+	Profiles []Profile `json:"profiles"`
+}
+
+// Rendered is a profile with its values: the reply to
+// POST /v1/profiles/{name}/render. Every secret read is audited.
+type Rendered struct {
+	Profile string         `json:"profile"`
+	Version int            `json:"version"`
+	Files   []RenderedFile `json:"files"`
+	Repos   []RenderedRepo `json:"repos,omitempty"`
+
+	HostPrivate bool     `json:"host_private,omitempty"`
+	Post        []string `json:"post,omitempty"`
+	OnRotate    string   `json:"on_rotate,omitempty"`
+}
+
+// RenderedFile is one file to place. Secret and Version are empty for a
+// per-run (one-shot) file.
+type RenderedFile struct {
+	Name    string `json:"name"`
+	Secret  string `json:"secret,omitempty"`
+	Version int    `json:"version,omitempty"`
+	Mode    uint32 `json:"mode"`
+	UID     int    `json:"uid"`
+	GID     int    `json:"gid"`
+	Value   []byte `json:"value"` // base64 in JSON
+}
+
+// RenderedRepo is a ProfileRepo with its credentials' values.
+type RenderedRepo struct {
+	ProfileRepo
+	SSHKeyValue      []byte `json:"ssh_key_value,omitempty"`
+	KnownHostsValue  []byte `json:"known_hosts_value,omitempty"`
+	PasswordValue    []byte `json:"password_value,omitempty"`
+	AgeIdentityValue []byte `json:"age_identity_value,omitempty"`
+}
+
+// RenderRequest is the optional body of POST /v1/profiles/{name}/render.
+type RenderRequest struct {
+	// Oneshot is a ticket from POST /v1/profiles/{name}/oneshot: its files
+	// are added (overriding the profile's) and the server forgets them.
+	Oneshot string `json:"oneshot,omitempty"`
+}
+
+// OneshotRequest is the body of POST /v1/profiles/{name}/oneshot: per-run
+// files for exactly one mount of the profile.
+type OneshotRequest struct {
+	Files []OneshotFile `json:"files"`
+}
+
+// OneshotFile is one per-run file.
+type OneshotFile struct {
+	Name  string `json:"name"`
+	Mode  uint32 `json:"mode,omitempty"`
+	Value []byte `json:"value"`
+}
+
+// Oneshot is the reply to POST /v1/profiles/{name}/oneshot.
+type Oneshot struct {
+	Ticket  string    `json:"ticket"`
+	Expires time.Time `json:"expires"`
+}
+
+// Change reports a new version of a secret: one line of the stream
+// GET /v1/watch sends (JSON lines).
+type Change struct {
+	Path    string `json:"path"`
+	Version int    `json:"version"`
+}

@@ -69,8 +69,10 @@ func buildPrivy(out string) error {
 	if root == "." || root == "" {
 		return errors.New("not inside a Go module (go env GOMOD is empty)")
 	}
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/privy")
+	// Static, as `make build` makes it: containers run it as privy exec.
+	cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./cmd/privy")
 	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./cmd/privy: %w\n%s", err, b)
 	}

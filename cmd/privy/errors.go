@@ -10,6 +10,7 @@ import (
 
 	"github.com/privyhq/privy/client"
 	"github.com/privyhq/privy/internal/build"
+	"github.com/privyhq/privy/internal/pexec"
 	"github.com/privyhq/privy/internal/seal"
 	"github.com/privyhq/privy/internal/server"
 	"github.com/privyhq/privy/internal/store"
@@ -63,6 +64,10 @@ func (a *app) report(err error) int {
 		a.print(msg, hint)
 		return so.code
 	}
+	var es exitStatus
+	if errors.As(err, &es) {
+		return int(es) // privy exec --supervise: the command's own status
+	}
 	msg, hint, code := a.explain(err)
 	a.print(msg, hint)
 	return code
@@ -88,9 +93,14 @@ func (a *app) explain(err error) (msg, hint string, code int) {
 	var unres *build.UnresolvedError
 	var be *build.BuilderError
 	var bae *build.ArgsError
+	var pe *pexec.Error
 	switch {
 	case errors.As(err, &ue):
 		return err.Error(), "", exitUsage
+	case errors.As(err, &pe):
+		// Name the stage that failed, with the hint and code of its cause.
+		_, hint, code := a.explain(pe.Err)
+		return err.Error(), hint, code
 	case errors.As(err, &leak):
 		return err.Error(), fmt.Sprintf("the image is kept, untagged, as %s for inspection: privy scan %s; remove it with docker image rm %s\nmount the secret instead of writing it to a file, or delete it in the same RUN step that creates it", leak.ImageID, leak.ImageID, leak.ImageID), exitLeak
 	case errors.As(err, &unres):

@@ -15,12 +15,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/privyhq/privy/internal/audit"
+	"github.com/privyhq/privy/internal/build"
+	"github.com/privyhq/privy/internal/engine"
 	"github.com/privyhq/privy/internal/paths"
 	"github.com/privyhq/privy/internal/seal"
 	"github.com/privyhq/privy/internal/server"
 	"github.com/privyhq/privy/internal/store"
 	"github.com/privyhq/privy/internal/store/boltstore"
 	"github.com/privyhq/privy/internal/store/memstore"
+	"github.com/privyhq/privy/internal/volume"
 )
 
 // openStore is the one place that knows every store backend. spec is
@@ -144,6 +147,11 @@ type serverFlags struct {
 	auditSync    string
 	maxValueSize int
 	maxVersions  int
+
+	dockerPlugin string // volume plugin name or socket path
+	volumeRoot   string
+	hostPrivate  string
+	docker       string // Docker Engine socket for container identity; "none" for none
 }
 
 func (a *app) serverCommand() *cobra.Command {
@@ -178,6 +186,10 @@ and waits for ` + "`privy unseal`" + `.`,
 	fl.StringVar(&f.auditSync, "audit-sync", "batch", "audit durability: batch (fsync per group commit) or none")
 	fl.IntVar(&f.maxValueSize, "max-value-size", server.DefaultMaxValueSize, "largest secret value in bytes (at most 64 MiB)")
 	fl.IntVar(&f.maxVersions, "max-versions", 10, "versions kept per secret")
+	fl.StringVar(&f.dockerPlugin, "docker-plugin", "", "also serve the Docker volume plugin NAME on /run/docker/plugins/NAME.sock (or a socket path)")
+	fl.StringVar(&f.volumeRoot, "volume-root", volume.DefaultRoot, "where the volume plugin mounts each container's tmpfs")
+	fl.StringVar(&f.hostPrivate, "host-private", build.DefaultPrivateDir, "the host's private files, for profiles with host_private")
+	fl.StringVar(&f.docker, "docker", "", "Docker Engine socket, to identify tokenless containers by their privy.profile label and signal them on rotation (default $DOCKER_HOST or /var/run/docker.sock; none to turn off)")
 	return cmd
 }
 
@@ -274,9 +286,27 @@ func (a *app) runServer(ctx context.Context, f serverFlags) (err error) {
 	defer alog.Close()
 	cfg.Audit, cfg.AuditFile = alog, f.auditLog
 
+	var eng *engine.Client
+	if f.docker != "none" {
+		eng = engine.New(f.docker)
+		if err := eng.Ping(ctx); err != nil {
+			logger.Warn("no Docker Engine: tokenless containers are not identified and rotations signal no container", "err", err)
+			eng = nil
+		} else {
+			cfg.Containers = server.EngineIdentifier(eng)
+		}
+	}
+
 	srv, err := server.New(ctx, cfg)
 	if err != nil {
 		return err
+	}
+	if f.dockerPlugin != "" {
+		stop, err := servePlugin(ctx, srv, eng, f, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	var lns []net.Listener
 	defer func() {
@@ -381,4 +411,42 @@ func loadServerKey(ctx context.Context, cfg *server.Config, f serverFlags) error
 		// No key anywhere: start sealed.
 	}
 	return nil
+}
+
+// servePlugin serves the Docker volume plugin with srv as its source. The
+// returned stop unmounts and wipes every live mount.
+func servePlugin(ctx context.Context, srv *server.Server, eng *engine.Client, f serverFlags, logger *slog.Logger) (stop func(), err error) {
+	sock := f.dockerPlugin
+	if !strings.Contains(sock, "/") {
+		sock = filepath.Join(volume.PluginDir, sock+".sock")
+	}
+	d, err := volume.New(volume.Config{
+		Source:         srv,
+		Root:           f.volumeRoot,
+		HostPrivateDir: f.hostPrivate,
+		StateFile:      filepath.Join(f.volumeRoot, "volumes.json"),
+		Engine:         eng,
+		Logger:         logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := server.ListenUnix(sock)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	go func() {
+		if err := d.Serve(ln); err != nil && ctx.Err() == nil {
+			logger.Error("volume plugin stopped", "err", err)
+		}
+	}()
+	logger.Info("docker volume plugin listening", "socket", sock, "volume_root", f.volumeRoot)
+	return func() {
+		ln.Close()
+		os.Remove(sock)
+		if err := d.Close(); err != nil {
+			logger.Error("closing volume plugin", "err", err)
+		}
+	}, nil
 }

@@ -3,11 +3,15 @@ package manifest_test
 import (
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"unicode"
 
+	"github.com/privyhq/privy/api"
+	"github.com/privyhq/privy/internal/deliver"
 	"github.com/privyhq/privy/internal/manifest"
+	"github.com/privyhq/privy/internal/profile"
 	"github.com/privyhq/privy/internal/store"
 )
 
@@ -22,6 +26,15 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(tt.in))
 	}
 	for _, tt := range agreementTests {
+		f.Add([]byte(tt.in))
+	}
+	for _, tt := range runParseTests {
+		f.Add([]byte(tt.in))
+	}
+	for _, tt := range runErrorTests {
+		f.Add([]byte(tt.in))
+	}
+	for _, tt := range runAgreementTests {
 		f.Add([]byte(tt.in))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -65,7 +78,63 @@ func FuzzParse(f *testing.F) {
 				checkPath(t, k.Store)
 			}
 		}
+		if m.Run != nil {
+			checkRun(t, m.Run)
+		}
 	})
+}
+
+// checkRun checks the promises of a parsed run: section: sorted, valid
+// profiles that the server's check accepts.
+func checkRun(t *testing.T, r *manifest.Run) {
+	t.Helper()
+	if !slices.IsSortedFunc(r.Profiles, func(a, b api.Profile) int { return strings.Compare(a.Name, b.Name) }) {
+		t.Errorf("profiles not sorted by name")
+	}
+	for _, p := range r.Profiles {
+		if len(p.Files)+len(p.Prefixes)+len(p.Repos) == 0 && !p.HostPrivate {
+			t.Errorf("profile %q delivers nothing", p.Name)
+		}
+		for _, f := range p.Files {
+			checkOwner(t, f.Owner)
+			if err := deliver.CheckName(f.Name); err != nil {
+				t.Errorf("profile %q: accepted file name: %v", p.Name, err)
+			}
+		}
+		for _, x := range p.Prefixes {
+			checkOwner(t, x.Owner)
+		}
+		plainHTTP := false
+		for _, x := range p.Repos {
+			checkOwner(t, x.Owner)
+			plainHTTP = plainHTTP || strings.HasPrefix(x.URL, "http://")
+			for _, f := range x.Files {
+				if f.Mode > 0o777 {
+					t.Errorf("profile %q: accepted mode %#o", p.Name, f.Mode)
+				}
+			}
+		}
+		if p.OnRotate != "" && !strings.HasPrefix(p.OnRotate, "SIG") {
+			t.Errorf("profile %q: on_rotate %q not normalised", p.Name, p.OnRotate)
+		}
+		// http:// is refused for a host that is not a loopback one only
+		// when the profile is stored.
+		if err := profile.Validate(p); err != nil && !plainHTTP {
+			t.Errorf("profile.Validate of an accepted profile: %v", err)
+		}
+	}
+}
+
+func checkOwner(t *testing.T, o api.Owner) {
+	t.Helper()
+	if o.Mode > 0o777 {
+		t.Errorf("accepted mode %#o", o.Mode)
+	}
+	for _, id := range []*int{o.UID, o.GID} {
+		if id != nil && (*id < 0 || *id > 1<<31-1) {
+			t.Errorf("accepted id %d", *id)
+		}
+	}
 }
 
 func checkID(t *testing.T, id string) {

@@ -1,9 +1,10 @@
 // Package manifest reads privy.yaml, the file beside a Dockerfile that says
-// where each BuildKit secret and ssh id of a build gets its value: a privy
-// store path, a local file or an environment variable of the caller.
+// where each BuildKit secret and ssh id of a build gets its value (a privy
+// store path, a local file or an environment variable of the caller) and
+// which profiles the built image's containers receive at run time.
 //
 // Load and Parse check the whole format (keys, kinds, ids, store paths,
-// environment variable names) and report the first problem as an *Error
+// environment variable names, file names, modes, repository URLs) and report the first problem as an *Error
 // that names file:line:col and says what to write instead. They never panic,
 // whatever the input. docs/manifest.md documents the format for users, and
 // docs/privy.schema.json is a JSON Schema that accepts the same manifests.
@@ -32,9 +33,9 @@ const maxSize = 1 << 20
 
 // File is a parsed privy.yaml.
 type File struct {
-	Path  string     // as given to Load or Parse
-	Build Build      // the build: section
-	Run   *yaml.Node // the run: section, kept for later; nil if absent
+	Path  string // as given to Load or Parse
+	Build Build  // the build: section
+	Run   *Run   // the run: section; nil if absent or empty
 }
 
 // Build is the build: section: where `privy build` gets each secret and ssh
@@ -138,15 +139,9 @@ func Parse(name string, data []byte) (*File, error) {
 		case "build":
 			return p.build(v, &f.Build)
 		case "run":
-			// Reserved for run-time profiles: kept, checked only for its kind.
-			if isNull(v) {
-				return nil
-			}
-			if v.Kind != yaml.MappingNode {
-				return p.errorf(v, "run: want a mapping (reserved for run-time profiles), got %s", describe(v))
-			}
-			f.Run = v
-			return nil
+			var err error
+			f.Run, err = p.run(v)
+			return err
 		}
 		return p.unknownKey(k, "at the top", "version, build, run")
 	})
@@ -458,21 +453,32 @@ func (p *parser) id(k *yaml.Node, kind string) error {
 	return nil
 }
 
-// storePath reads a privy store path for the secret or ssh id what.
+// storePath reads a privy store path for what (a secret, an ssh id, a
+// profile's file).
 func (p *parser) storePath(n *yaml.Node, what string) (string, error) {
 	s, err := p.str(n, what, "store path")
 	if err != nil {
 		return "", err
 	}
-	if err := store.ValidatePath(s); err != nil {
-		msg := err.Error()
-		var pe *store.PathError
-		if errors.As(err, &pe) {
-			msg = fmt.Sprintf("invalid store path %s: %s", quote(s), pe.Reason)
-		}
-		return "", &Error{File: p.name, Line: n.Line, Col: n.Column, Msg: what + ": " + msg, err: err}
+	if err := p.checkStorePath(n, s, what, "store path "+quote(s)); err != nil {
+		return "", err
 	}
 	return s, nil
+}
+
+// checkStorePath checks the store path s, found at n; label names it in
+// the message ("store path \"app/db\"").
+func (p *parser) checkStorePath(n *yaml.Node, s, what, label string) error {
+	err := store.ValidatePath(s)
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	var pe *store.PathError
+	if errors.As(err, &pe) {
+		msg = fmt.Sprintf("invalid %s: %s", label, pe.Reason)
+	}
+	return &Error{File: p.name, Line: n.Line, Col: n.Column, Msg: what + ": " + msg, err: err}
 }
 
 // file reads a local file path and makes it absolute against the manifest's

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -181,24 +182,6 @@ func TestParseRelativeName(t *testing.T) {
 	}
 }
 
-func TestParseRun(t *testing.T) {
-	f, err := manifest.Parse("privy.yaml", []byte(y("run:", "  web:", "    anything: [goes]")))
-	if err != nil {
-		t.Fatalf("Parse: %v", err)
-	}
-	if f.Run == nil || f.Run.Kind != yaml.MappingNode || f.Run.Line != 2 {
-		t.Fatalf("got Run %+v, want the mapping on line 2", f.Run)
-	}
-	var got map[string]map[string][]string
-	if err := f.Run.Decode(&got); err != nil || got["web"]["anything"][0] != "goes" {
-		t.Errorf("got Run decoding to %v, %v; want web.anything = [goes]", got, err)
-	}
-	f, err = manifest.Parse("privy.yaml", []byte(y("build: {}")))
-	if err != nil || f.Run != nil {
-		t.Errorf("got Run %v, %v without a run section; want nil", f.Run, err)
-	}
-}
-
 func TestSourceString(t *testing.T) {
 	for _, tt := range []struct {
 		src  manifest.Source
@@ -242,7 +225,7 @@ var errorTests = []struct {
 	{"build is a list", y("build: [a]"), 1, 8, "build: want a mapping with secrets and ssh, got a list"},
 	{"secrets is a list", y("build:", "  secrets: [a]"), 2, 12, "build.secrets: want a mapping"},
 	{"ssh is a string", y("build:", "  ssh: key"), 2, 8, "build.ssh: want a mapping"},
-	{"run is a list", y("run: [a]"), 1, 6, "run: want a mapping (reserved for run-time profiles), got a list"},
+	{"run is a list", y("run: [a]"), 1, 6, "run: want a mapping with profiles, got a list"},
 	{"duplicate top key", y("build: {}", "version: 1", "build: {}"), 3, 1, `key "build" given twice at the top (first on line 1); remove one`},
 	{"duplicate secret id", y("build:", "  secrets:", "    a: x", "    a: y"), 4, 5, `key "a" given twice in build.secrets (first on line 3)`},
 	{"duplicate ssh id", y("build:", "  ssh:", "    default: x", "    default: y"), 4, 5, `key "default" given twice in build.ssh (first on line 3)`},
@@ -300,22 +283,27 @@ var errorTests = []struct {
 
 func TestParseErrors(t *testing.T) {
 	for _, tt := range errorTests {
-		t.Run(tt.name, func(t *testing.T) {
-			f, err := manifest.Parse("privy.yaml", []byte(tt.in))
-			if err == nil {
-				t.Fatalf("Parse succeeded with %+v; want an error at line %d", f, tt.line)
-			}
-			var me *manifest.Error
-			if !errors.As(err, &me) {
-				t.Fatalf("got %T %v, want a *manifest.Error", err, err)
-			}
-			if me.File != "privy.yaml" || me.Line != tt.line || tt.col != 0 && me.Col != tt.col {
-				t.Errorf("got %v at %s:%d:%d, want privy.yaml:%d:%d", err, me.File, me.Line, me.Col, tt.line, tt.col)
-			}
-			if !strings.Contains(me.Msg, tt.msg) {
-				t.Errorf("got message %q, want it to contain %q", me.Msg, tt.msg)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkError(t, tt.in, tt.line, tt.col, tt.msg) })
+	}
+}
+
+// checkError checks that Parse fails on in at line:col (col 0: any) with a
+// message that contains msg.
+func checkError(t *testing.T, in string, line, col int, msg string) {
+	t.Helper()
+	f, err := manifest.Parse("privy.yaml", []byte(in))
+	if err == nil {
+		t.Fatalf("Parse succeeded with %+v; want an error at line %d", f, line)
+	}
+	var me *manifest.Error
+	if !errors.As(err, &me) {
+		t.Fatalf("got %T %v, want a *manifest.Error", err, err)
+	}
+	if me.File != "privy.yaml" || me.Line != line || col != 0 && me.Col != col {
+		t.Errorf("got %v at %s:%d:%d, want privy.yaml:%d:%d", err, me.File, me.Line, me.Col, line, col)
+	}
+	if !strings.Contains(me.Msg, msg) {
+		t.Errorf("got message %q, want it to contain %q", me.Msg, msg)
 	}
 }
 
@@ -425,7 +413,8 @@ var agreementTests = []struct {
 		"    default: git/deploy-key",
 		"    github: [git/gh-key-1, git/gh-key-2]",
 		"run:",
-		"  web: {anything: [goes]}",
+		"  profiles:",
+		"    web: {files: {db_password: app/web/db-password}}",
 	), true},
 	{"null sections", y("build:", "  secrets:", "  ssh:", "run:"), true},
 	{"odd paths", y("build:", "  secrets:", "    a: .a/..b/.../a.b_c-d", "    b: "+strings.Repeat("a", 256)), true},
@@ -494,7 +483,7 @@ func asJSON(t *testing.T, in string) any {
 
 func TestSchemaAgrees(t *testing.T) {
 	sch := compileSchema(t)
-	for _, tt := range agreementTests {
+	for _, tt := range slices.Concat(agreementTests, runAgreementTests) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, perr := manifest.Parse("privy.yaml", []byte(tt.in))
 			serr := sch.Validate(asJSON(t, tt.in))

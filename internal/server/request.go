@@ -38,6 +38,7 @@ type request struct {
 	ctx   context.Context
 	entry audit.Entry
 	tok   *token.Record // nil until authenticate succeeds
+	ctr   *Container    // set when a tokenless caller is an identified container
 	// streamed is set by handlers that wrote their own response.
 	streamed bool
 }
@@ -138,6 +139,9 @@ func (s *Server) authenticate(rq *request) error {
 	h := rq.r.Header.Get("Authorization")
 	tok, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok || tok == "" {
+		if ok, err := s.identify(rq); ok || err != nil {
+			return err
+		}
 		return errUnauthenticated("no token given",
 			"set PRIVY_TOKEN, or run `privy login` with the token `privy init` printed")
 	}
@@ -169,10 +173,19 @@ func (s *Server) authenticate(rq *request) error {
 
 // authorize authenticates the caller and checks capability c on path.
 func (s *Server) authorize(rq *request, c policy.Capability, path string) error {
-	if rq.tok == nil {
+	if rq.tok == nil && rq.ctr == nil {
 		if err := s.authenticate(rq); err != nil {
 			return err
 		}
+	}
+	if rq.ctr != nil {
+		// A container's only grant is its profile, checked where it is
+		// rendered.
+		return &apiError{http.StatusForbidden, api.Error{
+			Code:    api.CodePermissionDenied,
+			Message: fmt.Sprintf("container %s may only read its profile %q", short(rq.ctr.ID), rq.ctr.Profile),
+			Hint:    "containers without a token call POST /v1/profiles/" + rq.ctr.Profile + "/render (privy exec does)",
+		}}
 	}
 	if d := rq.tok.Policy.Missing(c, path); d != nil {
 		return d

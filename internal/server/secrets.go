@@ -48,6 +48,7 @@ func (s *Server) putSecret(rq *request) (any, error) {
 		return nil, fmt.Errorf("storing secret %q: %w", path, err)
 	}
 	rq.entry.Version = vm.Version
+	s.notify(api.Change{Path: path, Version: vm.Version})
 	return api.SecretMeta{Path: path, Version: vm.Version, Created: vm.Created}, nil
 }
 

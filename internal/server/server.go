@@ -52,6 +52,10 @@ type Config struct {
 	// "dev"); shown by /v1/status.
 	KeySource string
 
+	// Containers identifies tokenless callers on the unix socket by their
+	// peer credentials; nil serves tokens only.
+	Containers Identifier
+
 	MaxValueSize int // default DefaultMaxValueSize
 	MaxVersions  int // default store.DefaultMaxVersions
 
@@ -73,6 +77,7 @@ type Server struct {
 	key   *seal.Key
 
 	tokens tokenCache
+	subs   subscribers
 
 	// streams is cancelled when Serve starts shutting down, to end
 	// responses that would otherwise never finish (audit tail -f), which
@@ -141,6 +146,14 @@ func (s *Server) Handler() http.Handler {
 
 	mux.HandleFunc("GET /v1/ssh/{path...}", s.handle("ssh.public-key", s.sshPublicKey))
 	mux.HandleFunc("POST /v1/ssh/{path...}", s.handle("ssh.sign", s.sshSign))
+
+	mux.HandleFunc("GET /v1/profiles", s.handle("profile.list", s.listProfiles))
+	mux.HandleFunc("PUT /v1/profiles/{name}", s.handle("profile.put", s.putProfile))
+	mux.HandleFunc("GET /v1/profiles/{name}", s.handle("profile.get", s.getProfile))
+	mux.HandleFunc("DELETE /v1/profiles/{name}", s.handle("profile.delete", s.deleteProfile))
+	mux.HandleFunc("POST /v1/profiles/{name}/render", s.handle("profile.render", s.renderProfile))
+	mux.HandleFunc("POST /v1/profiles/{name}/oneshot", s.handle("profile.oneshot", s.createOneshot))
+	mux.HandleFunc("GET /v1/profiles/{name}/watch", s.handle("profile.watch", s.watchProfile))
 
 	mux.HandleFunc("POST /v1/tokens", s.handle("token.create", s.createToken))
 	mux.HandleFunc("GET /v1/tokens", s.handle("token.list", s.listTokens))

@@ -30,6 +30,9 @@ type Server struct {
 	Sock      string // the unix socket to reach it on
 	Root      string // an admin token
 	AuditPath string
+	// Srv is the server itself, for in-process users such as the volume
+	// plugin (Render, Subscribe).
+	Srv *server.Server
 }
 
 // fsMu keeps directories from being made while ListenUnix has the umask
@@ -38,6 +41,13 @@ var fsMu sync.Mutex
 
 // Start starts a server that stops when the test ends.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return StartWith(t, nil)
+}
+
+// StartWith is Start with a chance to adjust the server's configuration
+// (for example its container Identifier) before it starts.
+func StartWith(t testing.TB, configure func(*server.Config)) *Server {
 	t.Helper()
 	ctx := context.Background()
 	fsMu.Lock()
@@ -64,14 +74,19 @@ func Start(t testing.TB) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(ctx, server.Config{
+	cfg := server.Config{
 		Store: st, StoreName: "memory", Audit: alog, AuditFile: s.AuditPath,
 		KeySource: "env", Key: key,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	srv, err := server.New(ctx, cfg)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
+	s.Srv = srv
 	fsMu.Lock()
 	ln, err := server.ListenUnix(s.Sock)
 	fsMu.Unlock()

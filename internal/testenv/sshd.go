@@ -42,21 +42,31 @@ type GitServer struct {
 	User string
 	// RepoURL is ssh://USER@127.0.0.1:PORT/abs/path/repo.git.
 	RepoURL string
-	// RepoDir is the bare repository on the host.
-	RepoDir string
 	// HostKey is the known_hosts line of the server's public host key for
 	// [127.0.0.1]:PORT.
 	HostKey string
 	// KnownHosts is the path of a file holding HostKey, for ssh's
 	// UserKnownHostsFile.
 	KnownHosts string
-	// Content is the files committed in the repository (name -> content),
-	// so that tests can check a clone. It holds a token unique to the
-	// server.
-	Content map[string]string
+	// GitRepo is the repository served (RepoDir, Content, Commit, …).
+	*GitRepo
 
 	dir, log, authorizedKeys string
 	mu                       sync.Mutex // guards writes to authorizedKeys
+}
+
+// GitRepo is a bare repository on the host with a work tree that commits to
+// it, for tests that fetch from a git server.
+type GitRepo struct {
+	// RepoDir is the bare repository on the host.
+	RepoDir string
+	// Content is the files committed on branch main (name -> content), so
+	// that tests can check a clone. It starts with a README.md and a
+	// token.txt holding a token unique to the repository; Commit updates
+	// it.
+	Content map[string]string
+
+	work string // a clone of RepoDir whose branch main Commit pushes
 }
 
 // SSHGitServer starts /usr/sbin/sshd -D -e with its own configuration on
@@ -86,13 +96,12 @@ func SSHGitServer(t testing.TB, authorized ...string) *GitServer {
 	dir := t.TempDir()
 	g := &GitServer{
 		User:           u.Username,
-		RepoDir:        filepath.Join(dir, "repo.git"),
 		KnownHosts:     filepath.Join(dir, "known_hosts"),
+		GitRepo:        NewGitRepo(t),
 		dir:            dir,
 		log:            filepath.Join(dir, "sshd.log"),
 		authorizedKeys: filepath.Join(dir, "authorized_keys"),
 	}
-	g.makeRepo(t)
 	if err := os.WriteFile(g.authorizedKeys, []byte(joinLines(authorized)), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -185,36 +194,94 @@ func writeKey(t testing.TB, path string) ssh.PublicKey {
 	return sshPub
 }
 
-// makeRepo commits Content in a work tree and clones it bare to RepoDir.
-func (g *GitServer) makeRepo(t testing.TB) {
+// gitEnv keeps the host's git configuration from changing the
+// repositories tests make.
+var gitEnv = []string{
+	"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
+	"GIT_AUTHOR_NAME=privy test", "GIT_AUTHOR_EMAIL=test@privy.invalid",
+	"GIT_COMMITTER_NAME=privy test", "GIT_COMMITTER_EMAIL=test@privy.invalid",
+}
+
+// NewGitRepo makes a bare repository in a temporary folder whose branch
+// main has one commit holding Content. It skips (fails, in CI) the test if
+// git is missing.
+func NewGitRepo(t testing.TB) *GitRepo {
 	t.Helper()
+	Require(t, "git", SetupHint+" (it installs git)")
 	token := make([]byte, 16)
 	if _, err := rand.Read(token); err != nil {
 		t.Fatal(err)
 	}
-	g.Content = map[string]string{
-		"README.md": "A repository privy's tests clone over ssh.\n",
-		"token.txt": hex.EncodeToString(token) + "\n",
+	dir := t.TempDir()
+	r := &GitRepo{
+		RepoDir: filepath.Join(dir, "repo.git"),
+		Content: map[string]string{},
+		work:    filepath.Join(dir, "work"),
 	}
-	work := filepath.Join(g.dir, "work")
-	if err := os.Mkdir(work, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name, content := range g.Content {
-		if err := os.WriteFile(filepath.Join(work, name), []byte(content), 0o644); err != nil {
+	RunEnv(t, gitEnv, "git", "init", "-q", "-b", "main", r.work)
+	RunEnv(t, gitEnv, "git", "init", "-q", "--bare", "-b", "main", r.RepoDir)
+	r.Commit(t, map[string][]byte{
+		"README.md": []byte("A repository privy's tests clone over ssh.\n"),
+		"token.txt": []byte(hex.EncodeToString(token) + "\n"),
+	})
+	return r
+}
+
+// Commit writes files (name -> content; a name may hold '/') as regular
+// files of mode 0644 and removes the files named by remove in the work
+// tree, commits on branch main and pushes the commit to RepoDir.
+func (r *GitRepo) Commit(t testing.TB, files map[string][]byte, remove ...string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(r.work, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
+		if err := os.WriteFile(p, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r.Content[name] = string(content)
 	}
-	// The host's git configuration must not change the repository.
-	env := []string{
-		"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
-		"GIT_AUTHOR_NAME=privy test", "GIT_AUTHOR_EMAIL=test@privy.invalid",
-		"GIT_COMMITTER_NAME=privy test", "GIT_COMMITTER_EMAIL=test@privy.invalid",
+	for _, name := range remove {
+		RunEnv(t, gitEnv, "git", "-C", r.work, "rm", "-q", "-r", "--", name)
+		delete(r.Content, name)
 	}
-	RunEnv(t, env, "git", "init", "-q", "-b", "main", work)
-	RunEnv(t, env, "git", "-C", work, "add", "-A")
-	RunEnv(t, env, "git", "-C", work, "commit", "-q", "-m", "privy test content")
-	RunEnv(t, env, "git", "clone", "-q", "--bare", work, g.RepoDir)
+	r.commit(t)
+}
+
+// Symlink commits, on branch main, a symbolic link name pointing to target
+// and pushes it to RepoDir. Content does not list links.
+func (r *GitRepo) Symlink(t testing.TB, name, target string) {
+	t.Helper()
+	p := filepath.Join(r.work, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, p); err != nil {
+		t.Fatal(err)
+	}
+	r.commit(t)
+}
+
+// Branch creates branch name at main's last commit in RepoDir.
+func (r *GitRepo) Branch(t testing.TB, name string) {
+	t.Helper()
+	RunEnv(t, gitEnv, "git", "-C", r.work, "push", "-q", r.RepoDir, "main:refs/heads/"+name)
+}
+
+// Tag creates an annotated tag name of main's last commit in RepoDir.
+func (r *GitRepo) Tag(t testing.TB, name string) {
+	t.Helper()
+	RunEnv(t, gitEnv, "git", "-C", r.work, "tag", "-a", "-m", "privy test tag", name, "main")
+	RunEnv(t, gitEnv, "git", "-C", r.work, "push", "-q", r.RepoDir, "refs/tags/"+name)
+}
+
+// commit commits everything in the work tree and pushes main to RepoDir.
+func (r *GitRepo) commit(t testing.TB) {
+	t.Helper()
+	RunEnv(t, gitEnv, "git", "-C", r.work, "add", "-A")
+	RunEnv(t, gitEnv, "git", "-C", r.work, "commit", "-q", "--allow-empty", "-m", "privy test content")
+	RunEnv(t, gitEnv, "git", "-C", r.work, "push", "-q", r.RepoDir, "main")
 }
 
 // start runs sshd on port and waits until it greets a client. It returns an

@@ -1,0 +1,719 @@
+package manifest
+
+import (
+	"cmp"
+	"fmt"
+	"net/url"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/privyhq/privy/api"
+	"github.com/privyhq/privy/internal/deliver"
+)
+
+// Run is the run: section: what each kind of container receives at run
+// time.
+type Run struct {
+	// Profiles are sorted by name. A profile's Files are sorted by name;
+	// its Prefixes, Repos and their Files keep the manifest's order. The
+	// profile-wide mode, uid and gid are filled into the Owner of every
+	// file, prefix and repo that sets none of its own.
+	Profiles []api.Profile
+}
+
+// Keys of the mappings of the run: section, for messages.
+const (
+	profileKeys = "files, prefixes, repos, host_private, on_rotate, post, mode, uid, gid"
+	fileKeys    = "secret, mode, uid, gid"
+	prefixKeys  = "prefix, dir, mode, uid, gid"
+	repoKeys    = "url, ref, dir, files, ssh_key, known_hosts, username, password, age_identity, mode, uid, gid"
+	srcKeys     = "src, dest, mode"
+)
+
+// signals are the names on_rotate accepts, without "SIG": those that ask a
+// program to reload or to stop, not those that stop it without asking.
+var signals = []string{"HUP", "INT", "QUIT", "TERM", "USR1", "USR2", "WINCH", "ALRM", "CONT"}
+
+// maxID is the largest uid or gid: Linux ids are 32 bits and (uid_t)-1 is
+// reserved, so the range is kept to what every tool reads as positive.
+const maxID = 1<<31 - 1
+
+func (p *parser) run(v *yaml.Node) (*Run, error) {
+	if isNull(v) {
+		return nil, nil
+	}
+	if v.Kind != yaml.MappingNode {
+		return nil, p.errorf(v, "run: want a mapping with profiles, got %s", describe(v))
+	}
+	r := &Run{}
+	err := p.mapping(v, "in run", func(k, v *yaml.Node) error {
+		if k.Value != "profiles" {
+			return p.unknownKey(k, "in run", "profiles")
+		}
+		return p.profiles(v, r)
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(r.Profiles, func(a, b api.Profile) int { return strings.Compare(a.Name, b.Name) })
+	return r, nil
+}
+
+func (p *parser) profiles(v *yaml.Node, r *Run) error {
+	if isNull(v) {
+		return nil
+	}
+	if v.Kind != yaml.MappingNode {
+		return p.errorf(v, "run.profiles: want a mapping from profile name to profile, like web: {files: {db_password: app/web/db-password}}, got %s", describe(v))
+	}
+	return p.mapping(v, "in run.profiles", func(k, v *yaml.Node) error {
+		prof, err := p.profile(k, v)
+		if err != nil {
+			return err
+		}
+		r.Profiles = append(r.Profiles, prof)
+		return nil
+	})
+}
+
+// validProfileName reports whether s matches [a-z0-9][a-z0-9._-]{0,62}:
+// a profile's name goes into URLs and Docker volume names.
+func validProfileName(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '.' || s[0] == '_' || s[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// profile reads the profile named by key k.
+func (p *parser) profile(k, v *yaml.Node) (api.Profile, error) {
+	prof := api.Profile{Name: k.Value}
+	if !validProfileName(k.Value) {
+		return prof, p.errorf(k, "profile name %s: use 1 to 63 lowercase letters, digits, '.', '_' and '-', starting with a letter or digit, like web or db-primary", quote(k.Value))
+	}
+	what := "profile " + quote(k.Value)
+	if !isNull(v) && v.Kind != yaml.MappingNode {
+		return prof, p.errorf(v, "%s: want a mapping with files, prefixes, repos or host_private, got %s", what, describe(v))
+	}
+	var def api.Owner // the profile-wide mode, uid and gid
+	var sp spots
+	err := p.mapping(v, "in "+what, func(k, v *yaml.Node) error {
+		var err error
+		switch k.Value {
+		case "files":
+			prof.Files, err = p.profileFiles(v, what, &sp)
+		case "prefixes":
+			prof.Prefixes, err = p.prefixes(v, what, &sp)
+		case "repos":
+			prof.Repos, err = p.repos(v, what, &sp)
+		case "host_private":
+			prof.HostPrivate, err = p.boolean(v, what, "host_private")
+		case "on_rotate":
+			prof.OnRotate, err = p.signal(v, what)
+		case "post":
+			prof.Post, err = p.post(v, what)
+		case "mode", "uid", "gid":
+			err = p.owner(k, v, what, &def)
+		default:
+			err = p.unknownKey(k, "in "+what, profileKeys)
+		}
+		return err
+	})
+	if err != nil {
+		return prof, err
+	}
+	if len(prof.Files) == 0 && len(prof.Prefixes) == 0 && len(prof.Repos) == 0 && !prof.HostPrivate {
+		return prof, p.errorf(k, "%s delivers nothing; give at least one of files, prefixes, repos or host_private: true", what)
+	}
+	if err := sp.check(p, what); err != nil {
+		return prof, err
+	}
+	slices.SortFunc(prof.Files, func(a, b api.ProfileFile) int { return strings.Compare(a.Name, b.Name) })
+	for i := range prof.Files {
+		fill(&prof.Files[i].Owner, def)
+	}
+	for i := range prof.Prefixes {
+		fill(&prof.Prefixes[i].Owner, def)
+	}
+	for i := range prof.Repos {
+		fill(&prof.Repos[i].Owner, def)
+	}
+	return prof, nil
+}
+
+// fill sets each field of o that is unset to that of def. Ids are copied so
+// that no two entries share a pointer.
+func fill(o *api.Owner, def api.Owner) {
+	if o.Mode == 0 {
+		o.Mode = def.Mode
+	}
+	if o.UID == nil && def.UID != nil {
+		id := *def.UID
+		o.UID = &id
+	}
+	if o.GID == nil && def.GID != nil {
+		id := *def.GID
+		o.GID = &id
+	}
+}
+
+// owner reads the mode, uid or gid (the key k) of an entry into o.
+func (p *parser) owner(k, v *yaml.Node, what string, o *api.Owner) error {
+	var err error
+	switch k.Value {
+	case "mode":
+		o.Mode, err = p.mode(v, what)
+	case "uid":
+		var id int
+		id, err = p.numericID(v, what, "uid")
+		o.UID = &id
+	case "gid":
+		var id int
+		id, err = p.numericID(v, what, "gid")
+		o.GID = &id
+	}
+	return err
+}
+
+func (p *parser) profileFiles(v *yaml.Node, what string, sp *spots) ([]api.ProfileFile, error) {
+	if isNull(v) {
+		return nil, nil
+	}
+	if v.Kind != yaml.MappingNode {
+		return nil, p.errorf(v, "%s: files: want a mapping from file name to store path, like db_password: app/web/db-password, got %s", what, describe(v))
+	}
+	files := make([]api.ProfileFile, 0, len(v.Content)/2)
+	err := p.mapping(v, "in "+what+" files", func(k, v *yaml.Node) error {
+		f, err := p.profileFile(k, v, what)
+		if err != nil {
+			return err
+		}
+		files = append(files, f)
+		sp.add(f.Name, false, k)
+		return nil
+	})
+	return files, err
+}
+
+// profileFile reads the file whose name is the key k: a store path, or a
+// mapping with secret and, optionally, mode, uid and gid.
+func (p *parser) profileFile(k, v *yaml.Node, what string) (api.ProfileFile, error) {
+	f := api.ProfileFile{Name: k.Value}
+	if err := p.checkName(k, k.Value, what); err != nil {
+		return f, err
+	}
+	what += " file " + quote(k.Value)
+	var err error
+	switch {
+	case isNull(v):
+		return f, p.errorf(v, "%s has no secret; write a store path, or a mapping like {secret: app/db, mode: \"0400\"}", what)
+	case v.Kind == yaml.ScalarNode:
+		f.Secret, err = p.storePath(v, what)
+		return f, err
+	case v.Kind != yaml.MappingNode:
+		return f, p.errorf(v, "%s: want a store path, or a mapping with secret and optionally mode, uid, gid, got %s", what, describe(v))
+	}
+	err = p.mapping(v, "in "+what, func(k, v *yaml.Node) error {
+		switch k.Value {
+		case "secret":
+			var err error
+			f.Secret, err = p.storePath(v, what)
+			return err
+		case "mode", "uid", "gid":
+			return p.owner(k, v, what, &f.Owner)
+		}
+		return p.unknownKey(k, "in "+what, fileKeys)
+	})
+	if err == nil && f.Secret == "" {
+		err = p.errorf(v, "%s has no secret; give secret: <store path>", what)
+	}
+	return f, err
+}
+
+func (p *parser) prefixes(v *yaml.Node, what string, sp *spots) ([]api.ProfilePrefix, error) {
+	if isNull(v) {
+		return nil, nil
+	}
+	if v.Kind != yaml.SequenceNode {
+		return nil, p.errorf(v, "%s: prefixes: want a list like [{prefix: app/web/certs/, dir: certs}], got %s", what, describe(v))
+	}
+	prefixes := make([]api.ProfilePrefix, 0, len(v.Content))
+	for i, e := range v.Content {
+		e = deref(e)
+		pw := fmt.Sprintf("%s prefix #%d", what, i+1)
+		var pr api.ProfilePrefix
+		var err error
+		switch e.Kind {
+		case yaml.ScalarNode:
+			pr.Prefix, err = p.prefix(e, pw)
+		case yaml.MappingNode:
+			var dir *yaml.Node
+			err = p.mapping(e, "in "+pw, func(k, v *yaml.Node) error {
+				var err error
+				switch k.Value {
+				case "prefix":
+					pr.Prefix, err = p.prefix(v, pw)
+				case "dir":
+					pr.Dir, err = p.mountPath(v, pw, "dir")
+					dir = v
+				case "mode", "uid", "gid":
+					err = p.owner(k, v, pw, &pr.Owner)
+				default:
+					err = p.unknownKey(k, "in "+pw, prefixKeys)
+				}
+				return err
+			})
+			if err == nil && pr.Prefix == "" {
+				err = p.errorf(e, "%s has no prefix; give prefix: <store path ending in '/'>", pw)
+			}
+			if dir != nil {
+				sp.add(pr.Dir, true, dir)
+			}
+		default:
+			err = p.errorf(e, "%s: want a mapping with prefix and optionally dir, mode, uid, gid, got %s", pw, describe(e))
+		}
+		if err != nil {
+			return nil, err
+		}
+		prefixes = append(prefixes, pr)
+	}
+	return prefixes, nil
+}
+
+// prefix reads a store path that ends in '/'.
+func (p *parser) prefix(n *yaml.Node, what string) (string, error) {
+	s, err := p.str(n, what, "prefix")
+	switch {
+	case err != nil:
+		return "", err
+	case s == "":
+		return "", p.errorf(n, "%s: prefix is empty; write a store path ending in '/', like app/web/", what)
+	case !strings.HasSuffix(s, "/"):
+		return "", p.errorf(n, "%s: prefix %s does not end in '/'; write %s", what, quote(s), quote(s+"/"))
+	}
+	if err := p.checkStorePath(n, strings.TrimSuffix(s, "/"), what, "prefix "+quote(s)); err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+func (p *parser) repos(v *yaml.Node, what string, sp *spots) ([]api.ProfileRepo, error) {
+	if isNull(v) {
+		return nil, nil
+	}
+	if v.Kind != yaml.SequenceNode {
+		return nil, p.errorf(v, "%s: repos: want a list of mappings with url and optionally ref, dir, files and credentials, got %s", what, describe(v))
+	}
+	repos := make([]api.ProfileRepo, 0, len(v.Content))
+	for i, e := range v.Content {
+		r, err := p.repo(deref(e), fmt.Sprintf("%s repo #%d", what, i+1), sp)
+		if err != nil {
+			return nil, err
+		}
+		repos = append(repos, r)
+	}
+	return repos, nil
+}
+
+// repo reads one git repository and adds the places its files go to sp.
+func (p *parser) repo(v *yaml.Node, what string, sp *spots) (api.ProfileRepo, error) {
+	var r api.ProfileRepo
+	if v.Kind != yaml.MappingNode {
+		return r, p.errorf(v, "%s: want a mapping with url and optionally ref, dir, files and credentials, got %s", what, describe(v))
+	}
+	keys := make(map[string]*yaml.Node) // the keys given, for checks across them
+	var dir *yaml.Node
+	var srcs []*yaml.Node // where each of r.Files is named
+	var urlNode *yaml.Node
+	var isSSH bool
+	err := p.mapping(v, "in "+what, func(k, v *yaml.Node) error {
+		keys[k.Value] = k
+		var err error
+		switch k.Value {
+		case "url":
+			r.URL, isSSH, err = p.repoURL(v, what)
+			urlNode = v
+		case "ref":
+			r.Ref, err = p.ref(v, what)
+		case "dir":
+			r.Dir, err = p.mountPath(v, what, "dir")
+			dir = v
+		case "files":
+			r.Files, srcs, err = p.repoFiles(v, what)
+		case "ssh_key":
+			r.SSHKey, err = p.storePath(v, what)
+		case "known_hosts":
+			r.KnownHosts, err = p.storePath(v, what)
+		case "username":
+			r.Username, err = p.username(v, what)
+		case "password":
+			r.Password, err = p.storePath(v, what)
+		case "age_identity":
+			r.AgeIdentity, err = p.storePath(v, what)
+		case "mode", "uid", "gid":
+			err = p.owner(k, v, what, &r.Owner)
+		default:
+			err = p.unknownKey(k, "in "+what, repoKeys)
+		}
+		return err
+	})
+	if err != nil {
+		return r, err
+	}
+	if urlNode == nil {
+		return r, p.errorf(v, "%s has no url; give url: ssh://…, https://… or user@host:path", what)
+	}
+	if isSSH {
+		for _, name := range []string{"username", "password"} {
+			if k := keys[name]; k != nil {
+				return r, p.errorf(k, "%s: %s is for https:// URLs; an ssh URL names its user (ssh://git@host/… or git@host:path) and authenticates with ssh_key", what, name)
+			}
+		}
+		if keys["known_hosts"] == nil {
+			return r, p.errorf(urlNode, "%s: an ssh URL needs known_hosts: the store path of known_hosts lines for its host (privy always checks host keys)", what)
+		}
+	} else {
+		for _, name := range []string{"ssh_key", "known_hosts"} {
+			if k := keys[name]; k != nil {
+				return r, p.errorf(k, "%s: %s is for ssh URLs; an https:// URL authenticates with username and password", what, name)
+			}
+		}
+	}
+	switch {
+	case len(r.Files) > 0:
+		for i, f := range r.Files {
+			dest := cmp.Or(f.Dest, f.Src)
+			sp.add(path.Join(r.Dir, dest), strings.HasSuffix(dest, "/"), srcs[i])
+		}
+	case dir != nil:
+		sp.add(r.Dir, true, dir)
+	}
+	return r, nil
+}
+
+// repoURL reads a repo's url and reports whether it is fetched over ssh.
+// Messages leave the URL out: one may hold a password.
+func (p *parser) repoURL(n *yaml.Node, what string) (string, bool, error) {
+	const use = "use ssh://…, https://…, http://… (loopback only) or user@host:path"
+	s, err := p.str(n, what, "url")
+	switch {
+	case err != nil:
+		return "", false, err
+	case s == "":
+		return "", false, p.errorf(n, "%s: url is empty; %s", what, use)
+	case strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+		return "", false, p.errorf(n, "%s: url contains whitespace or a control character; %s", what, use)
+	}
+	scheme, _, ok := strings.Cut(s, "://")
+	if !ok {
+		if !scpLike.MatchString(s) {
+			return "", false, p.errorf(n, "%s: url is not one privy fetches (local paths and file:// are not); %s", what, use)
+		}
+		return s, true, nil
+	}
+	switch scheme {
+	case "ssh", "https", "http":
+	default:
+		shown := ""
+		if scheme != "" && !strings.ContainsFunc(scheme, func(r rune) bool { return !('a' <= r && r <= 'z' || r == '+' || r == '-' || r == '.') }) {
+			shown = " " + quote(scheme)
+		}
+		return "", false, p.errorf(n, "%s: url scheme%s is not supported; %s", what, shown, use)
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return "", false, p.errorf(n, "%s: url is not a valid URL; %s", what, use)
+	case u.Hostname() == "":
+		return "", false, p.errorf(n, "%s: url has no host; write it like %s://git.example/ops/config.git", what, scheme)
+	}
+	if _, set := u.User.Password(); set {
+		return "", false, p.errorf(n, "%s: url holds a password; remove it from the URL, put it in the store and name it with password: (and the user with username:)", what)
+	}
+	return s, scheme == "ssh", nil
+}
+
+// scpLike matches git's scp-like ssh address user@host:path, with an IPv6
+// host in brackets. It is internal/profile's rule, which the server applies.
+var scpLike = regexp.MustCompile(`^[A-Za-z0-9._-]+@(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):.+$`)
+
+// ref reads a branch or tag name. Git's rules for ref names are many; this
+// keeps out what cannot be one and what a git command line would read as
+// an option.
+func (p *parser) ref(n *yaml.Node, what string) (string, error) {
+	s, err := p.str(n, what, "ref")
+	if err != nil {
+		return "", err
+	}
+	if s == "" || strings.HasPrefix(s, "-") || strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		return "", p.errorf(n, "%s: ref %s is not a branch or tag name; write one like main or v1.2.0, or leave ref out for the remote's default branch", what, quote(s))
+	}
+	return s, nil
+}
+
+// username reads a user name for HTTP basic authentication.
+func (p *parser) username(n *yaml.Node, what string) (string, error) {
+	s, err := p.str(n, what, "username")
+	if err != nil {
+		return "", err
+	}
+	if s == "" || strings.ContainsFunc(s, func(r rune) bool { return r == ':' || unicode.IsControl(r) }) {
+		return "", p.errorf(n, "%s: username %s: write a user name without ':' or control characters", what, quote(s))
+	}
+	return s, nil
+}
+
+// repoFiles reads the files a repo copies and the nodes that name them.
+func (p *parser) repoFiles(v *yaml.Node, what string) ([]api.RepoFile, []*yaml.Node, error) {
+	switch {
+	case isNull(v):
+		return nil, nil, nil
+	case v.Kind != yaml.SequenceNode:
+		return nil, nil, p.errorf(v, "%s: files: want a list of paths in the repository, like [dnsmasq.conf, {src: tftp/, dest: tftp/}], got %s", what, describe(v))
+	case len(v.Content) == 0:
+		return nil, nil, p.errorf(v, "%s: files: empty list; list the files to copy, or leave files out to copy every file", what)
+	}
+	files := make([]api.RepoFile, 0, len(v.Content))
+	nodes := make([]*yaml.Node, 0, len(v.Content))
+	for i, e := range v.Content {
+		e = deref(e)
+		fw := fmt.Sprintf("%s file #%d", what, i+1)
+		var f api.RepoFile
+		var err error
+		at := e
+		switch e.Kind {
+		case yaml.ScalarNode:
+			f.Src, err = p.src(e, fw, "src")
+		case yaml.MappingNode:
+			var dest *yaml.Node
+			err = p.mapping(e, "in "+fw, func(k, v *yaml.Node) error {
+				var err error
+				switch k.Value {
+				case "src":
+					f.Src, err = p.src(v, fw, "src")
+					at = cmp.Or(dest, v)
+				case "dest":
+					f.Dest, err = p.src(v, fw, "dest")
+					dest, at = v, v
+				case "mode":
+					f.Mode, err = p.mode(v, fw)
+				default:
+					err = p.unknownKey(k, "in "+fw, srcKeys)
+				}
+				return err
+			})
+			switch {
+			case err != nil:
+			case f.Src == "":
+				err = p.errorf(e, "%s has no src; give src: <path in the repository>", fw)
+			case dest != nil && strings.HasSuffix(f.Src, "/") != strings.HasSuffix(f.Dest, "/"):
+				if strings.HasSuffix(f.Src, "/") {
+					err = p.errorf(dest, "%s: src %s is a directory (it ends in '/'), so dest must end in '/' too: %s", fw, quote(f.Src), quote(f.Dest+"/"))
+				} else {
+					err = p.errorf(dest, "%s: src %s is a file, so dest names a file and must not end in '/'; write the file's path, like %s", fw, quote(f.Src), quote(f.Dest+path.Base(f.Src)))
+				}
+			}
+		default:
+			err = p.errorf(e, "%s: want a path in the repository or a mapping with src and optionally dest, mode, got %s", fw, describe(e))
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		files = append(files, f)
+		nodes = append(nodes, at)
+	}
+	return files, nodes, nil
+}
+
+// src reads a relative path that may end in '/' to name a directory.
+func (p *parser) src(n *yaml.Node, what, field string) (string, error) {
+	s, err := p.str(n, what, field)
+	if err != nil {
+		return "", err
+	}
+	if err := p.checkName(n, strings.TrimSuffix(s, "/"), what+": "+field); err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+// mountPath reads a relative path in the mount.
+func (p *parser) mountPath(n *yaml.Node, what, field string) (string, error) {
+	s, err := p.str(n, what, field)
+	if err != nil {
+		return "", err
+	}
+	return s, p.checkName(n, s, what+": "+field)
+}
+
+// checkName checks s, found at n, by the rule for names in a mount.
+func (p *parser) checkName(n *yaml.Node, s, what string) error {
+	err := deliver.CheckName(s)
+	if err == nil {
+		return nil
+	}
+	// deliver quotes the whole name; clip it as every message here does.
+	msg := strings.Replace(err.Error(), strconv.Quote(s), quote(s), 1)
+	return &Error{File: p.name, Line: n.Line, Col: n.Column, Msg: what + ": " + msg, err: err}
+}
+
+// mode reads a file mode: a quoted string of octal digits. A YAML number
+// is refused, whatever its base: a plain 400 is four hundred and 0400 is
+// 256, and the schema cannot tell either from the other.
+func (p *parser) mode(n *yaml.Node, what string) (uint32, error) {
+	const want = `write 1 to 4 octal digits in quotes, like mode: "0400" or mode: "0640"`
+	if n.Kind == yaml.ScalarNode && (n.Tag == "!!int" || n.Tag == "!!float") {
+		digits := strings.TrimLeft(strings.TrimPrefix(n.Value, "0o"), "0")
+		if digits != "" && len(digits) <= 3 && !strings.ContainsFunc(digits, notOctal) {
+			return 0, p.errorf(n, `%s: mode: got the number %s; YAML does not read modes as octal, so quote it: mode: "%04s"`, what, n.Value, digits)
+		}
+		return 0, p.errorf(n, "%s: mode: got the number %s; %s", what, quote(n.Value), want)
+	}
+	s, err := p.str(n, what, "mode")
+	if err != nil {
+		return 0, err
+	}
+	if s == "" || len(s) > 4 || strings.ContainsFunc(s, notOctal) {
+		return 0, p.errorf(n, "%s: mode %s is not an octal file mode; %s", what, quote(s), want)
+	}
+	m, _ := strconv.ParseUint(s, 8, 32)
+	switch {
+	case m > 0o777:
+		return 0, p.errorf(n, `%s: mode %s sets the setuid, setgid or sticky bit, which privy does not allow; give permission bits only, at most "0777"`, what, quote(s))
+	case m == 0:
+		return 0, p.errorf(n, `%s: mode %s gives no permission (and 0 stands for the default, "0400"); give the permission bits, like "0400"`, what, quote(s))
+	}
+	return uint32(m), nil
+}
+
+func notOctal(r rune) bool { return r < '0' || r > '7' }
+
+// numericID reads a uid or gid (field): an integer from 0 to maxID.
+func (p *parser) numericID(n *yaml.Node, what, field string) (int, error) {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!int" {
+		var id int64
+		if err := n.Decode(&id); err == nil && 0 <= id && id <= maxID {
+			return int(id), nil
+		}
+		return 0, p.errorf(n, "%s: %s %s is out of range; give a number from 0 to %d", what, field, quote(n.Value), maxID)
+	}
+	hint := ""
+	switch {
+	case n.Kind != yaml.ScalarNode:
+	case n.Tag == "!!float":
+		hint = "; write a whole number"
+	case n.Tag == "!!str" && n.Value != "" && !strings.ContainsFunc(n.Value, func(r rune) bool { return r < '0' || r > '9' }):
+		hint = "; write it without quotes"
+	}
+	return 0, p.errorf(n, "%s: %s: want a number from 0 to %d, got %s%s", what, field, maxID, describe(n), hint)
+}
+
+func (p *parser) boolean(n *yaml.Node, what, field string) (bool, error) {
+	var b bool
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!bool" && n.Decode(&b) == nil {
+		return b, nil
+	}
+	return false, p.errorf(n, "%s: %s: want true or false, got %s", what, field, describe(n))
+}
+
+// signal reads the name of the signal on_rotate sends, with or without
+// "SIG", and returns it with: "HUP" is "SIGHUP".
+func (p *parser) signal(n *yaml.Node, what string) (string, error) {
+	s, err := p.str(n, what, "on_rotate")
+	if err != nil {
+		return "", err
+	}
+	if name := strings.TrimPrefix(s, "SIG"); slices.Contains(signals, name) {
+		return "SIG" + name, nil
+	}
+	hint := ""
+	if name := strings.TrimPrefix(strings.ToUpper(s), "SIG"); slices.Contains(signals, name) {
+		hint = "; write it in capitals: SIG" + name
+	}
+	return "", p.errorf(n, "%s: on_rotate: unknown signal %s%s; use one of SIG%s", what, quote(s), hint, strings.Join(signals, ", SIG"))
+}
+
+// post reads a command: a program and its arguments, not run by a shell.
+func (p *parser) post(n *yaml.Node, what string) ([]string, error) {
+	switch {
+	case n.Kind != yaml.SequenceNode:
+		return nil, p.errorf(n, `%s: post: want a command as a list of strings, like ["/bin/sh", "-c", "nginx -t"], got %s`, what, describe(n))
+	case len(n.Content) == 0:
+		return nil, p.errorf(n, "%s: post: empty list; give the program and its arguments, or leave post out", what)
+	}
+	argv := make([]string, 0, len(n.Content))
+	for i, e := range n.Content {
+		e = deref(e)
+		s, err := p.str(e, what, "post")
+		switch {
+		case err != nil:
+			return nil, err
+		case i == 0 && s == "":
+			return nil, p.errorf(e, "%s: post: the program (the first item) is empty; name one, like /bin/sh", what)
+		case strings.ContainsRune(s, 0):
+			return nil, p.errorf(e, "%s: post: item %d contains a NUL character, which no command line can hold", what, i+1)
+		}
+		argv = append(argv, s)
+	}
+	return argv, nil
+}
+
+// spots gathers the places a profile writes in its mount: the name of each
+// file and of each directory an entry fills. Two entries clash when they
+// write the same file, or when one writes a file where another needs a
+// directory.
+type spots []spot
+
+type spot struct {
+	name string
+	dir  bool
+	at   *yaml.Node // where the entry names it
+}
+
+func (sp *spots) add(name string, dir bool, at *yaml.Node) {
+	if name = strings.TrimSuffix(name, "/"); name != "" {
+		*sp = append(*sp, spot{name, dir, at})
+	}
+}
+
+// check reports the first clash. Sorted with '/' before every other byte,
+// a name is followed by the names equal to it and then by those inside it,
+// so comparing neighbours finds every clash.
+func (sp spots) check(p *parser, what string) error {
+	key := func(s spot) string { return strings.ReplaceAll(s.name, "/", "\x00") }
+	s := slices.Clone(sp)
+	slices.SortStableFunc(s, func(a, b spot) int { return cmp.Compare(key(a), key(b)) })
+	for i := 1; i < len(s); i++ {
+		a, b := s[i-1], s[i]
+		inside := strings.HasPrefix(b.name, a.name+"/")
+		if !inside && a.name != b.name || a.dir && b.dir || a.dir && inside {
+			continue
+		}
+		first, second := a, b
+		if second.at.Line < first.at.Line || second.at.Line == first.at.Line && second.at.Column < first.at.Column {
+			first, second = second, first
+		}
+		if a.name == b.name && !a.dir && !b.dir {
+			return p.errorf(second.at, "%s: the entries on lines %d and %d both write the file %s; give each its own name", what, first.at.Line, second.at.Line, quote(a.name))
+		}
+		// One writes a file where the other needs a directory.
+		file, other := a, b
+		if a.dir {
+			file, other = b, a
+		}
+		return p.errorf(second.at, "%s: %s is a file on line %d but %s on line %d needs it to be a directory; rename one", what, quote(file.name), file.at.Line, quote(other.name), other.at.Line)
+	}
+	return nil
+}
