@@ -91,6 +91,8 @@ type source struct {
 	auth  transport.AuthMethod
 	ids   []age.Identity
 	limit int64 // of the clone's size
+	// credentials reports whether an http(s) server is sent any.
+	credentials bool
 	// secrets must not appear in an error: the URL's password and
 	// r.PasswordValue, which errors of the transport may echo.
 	secrets []string
@@ -171,7 +173,7 @@ func (s *source) sshAuth(ep *transport.Endpoint) error {
 	}
 	if len(keys.HostKeyAlgorithms) == 0 {
 		return &repoError{kind: ErrHostKey, msg: fmt.Sprintf(
-			"repo %s: the known_hosts lines have no key for %s; add the server's host key line to the secret the repo's known_hosts: names", s.where, hostPort)}
+			"repo %s: the known_hosts lines have no key for %s; add the server's host key line to the secret the repo's known_hosts: names", s.where, knownhosts.Normalize(hostPort))}
 	}
 	s.auth = keys
 	return nil
@@ -201,6 +203,7 @@ func hostKeyCheck(lines []byte, hostPort string) (ssh.HostKeyCallback, []string,
 // basicAuth sends Username and PasswordValue, when given, to an http(s)
 // server; either may come from the URL instead.
 func (s *source) basicAuth(ep *transport.Endpoint) {
+	s.credentials = s.r.Username != "" || len(s.r.PasswordValue) > 0 || ep.User != ""
 	if s.r.Username == "" && len(s.r.PasswordValue) == 0 {
 		return // the transport sends the URL's user and password, if any
 	}
@@ -304,8 +307,10 @@ func (s *source) describe(err error) error {
 		e.kind, e.msg = ErrHostKey, fmt.Sprintf("repo %s: host key verification failed: known_hosts does not vouch for the key the server showed", s.where)
 	case isSSHAuthError(err):
 		e.kind, e.msg = ErrRepoAuth, fmt.Sprintf("repo %s: authentication failed: the server refused the ssh_key", s.where)
+	case errors.Is(err, transport.ErrAuthenticationRequired) && s.credentials:
+		e.kind, e.msg = ErrRepoAuth, fmt.Sprintf("repo %s: authentication failed: the server refused the username and password", s.where)
 	case errors.Is(err, transport.ErrAuthenticationRequired):
-		e.kind, e.msg = ErrRepoAuth, fmt.Sprintf("repo %s: authentication failed: the server wants credentials (set the repo's username: and password:) or refused those given", s.where)
+		e.kind, e.msg = ErrRepoAuth, fmt.Sprintf("repo %s: authentication failed: the server wants credentials: set the repo's username: and password:", s.where)
 	case errors.Is(err, transport.ErrAuthorizationFailed):
 		e.kind, e.msg = ErrRepoAuth, fmt.Sprintf("repo %s: authentication failed: the credentials may not read it", s.where)
 	case errors.Is(err, transport.ErrRepositoryNotFound):

@@ -678,13 +678,14 @@ type spots []spot
 
 type spot struct {
 	name string
+	key  string // name with '/' made the smallest byte, to sort by
 	dir  bool
 	at   *yaml.Node // where the entry names it
 }
 
 func (sp *spots) add(name string, dir bool, at *yaml.Node) {
 	if name = strings.TrimSuffix(name, "/"); name != "" {
-		*sp = append(*sp, spot{name, dir, at})
+		*sp = append(*sp, spot{name, strings.ReplaceAll(name, "/", "\x00"), dir, at})
 	}
 }
 
@@ -692,9 +693,8 @@ func (sp *spots) add(name string, dir bool, at *yaml.Node) {
 // a name is followed by the names equal to it and then by those inside it,
 // so comparing neighbours finds every clash.
 func (sp spots) check(p *parser, what string) error {
-	key := func(s spot) string { return strings.ReplaceAll(s.name, "/", "\x00") }
 	s := slices.Clone(sp)
-	slices.SortStableFunc(s, func(a, b spot) int { return cmp.Compare(key(a), key(b)) })
+	slices.SortStableFunc(s, func(a, b spot) int { return strings.Compare(a.key, b.key) })
 	for i := 1; i < len(s); i++ {
 		a, b := s[i-1], s[i]
 		inside := strings.HasPrefix(b.name, a.name+"/")

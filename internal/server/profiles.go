@@ -280,7 +280,10 @@ func (e *RenderError) Error() string {
 	if e.Err.Hint != "" {
 		msg += " (" + e.Err.Hint + ")"
 	}
-	return fmt.Sprintf("profile %q: %s", e.Profile, msg)
+	if !strings.Contains(msg, strconv.Quote(e.Profile)) {
+		msg = fmt.Sprintf("profile %q: %s", e.Profile, msg)
+	}
+	return msg
 }
 
 // render reads every secret a profile names, each checked by allow and
