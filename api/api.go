@@ -308,7 +308,7 @@ type Oneshot struct {
 }
 
 // Change reports a new version of a secret: one line of the stream
-// GET /v1/watch sends (JSON lines).
+// GET /v1/profiles/{name}/watch sends (JSON lines).
 type Change struct {
 	Path    string `json:"path"`
 	Version int    `json:"version"`

@@ -171,7 +171,16 @@ func ParseRepoURL(raw string) (*url.URL, error) {
 // messages and logs.
 func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
+	if err != nil {
+		// Unparsable: hide whatever could be credentials.
+		if i := strings.Index(raw, "://"); i >= 0 {
+			if j := strings.LastIndex(raw, "@"); j > i {
+				return raw[:i+3] + "xxxxx@" + raw[j+1:]
+			}
+		}
+		return raw
+	}
+	if u.User == nil {
 		return raw
 	}
 	if _, ok := u.User.Password(); ok {

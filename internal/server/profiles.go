@@ -88,7 +88,9 @@ func (s *Server) putProfile(rq *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.cfg.Store.PutRecord(rq.ctx, recProfileVersion, versionKey(name, p.Version), b, store.AnyRevision); err != nil {
+	// Create-only: of two racing puts, the loser fails here before it
+	// writes anything.
+	if _, err := s.cfg.Store.PutRecord(rq.ctx, recProfileVersion, versionKey(name, p.Version), b, 0); err != nil {
 		return nil, err
 	}
 	if _, err := s.cfg.Store.PutRecord(rq.ctx, recProfile, name, b, rev); err != nil {
@@ -447,6 +449,13 @@ func (s *Server) createOneshot(rq *request) (any, error) {
 	if err := s.authenticate(rq); err != nil {
 		return nil, err
 	}
+	if rq.ctr != nil {
+		return nil, &apiError{http.StatusForbidden, api.Error{
+			Code:    api.CodePermissionDenied,
+			Message: fmt.Sprintf("container %s may not add per-run files to mounts", short(rq.ctr.ID)),
+			Hint:    "per-run files come from `privy run --private` on the host, with a token",
+		}}
+	}
 	var req api.OneshotRequest
 	if err := decodeJSON(rq.r.Body, bodyLimit(s.cfg.MaxValueSize), &req); err != nil {
 		return nil, err
@@ -486,10 +495,8 @@ func (s *Server) createOneshot(rq *request) (any, error) {
 	}
 	// Only someone who may read the profile's secrets may add files to
 	// its mounts.
-	for _, sp := range profilePaths(p) {
-		if err := s.authorize(rq, policy.Read, sp); err != nil {
-			return nil, err
-		}
+	if err := s.mayReadProfile(rq, p); err != nil {
+		return nil, err
 	}
 	if err := s.auditReady(); err != nil {
 		return nil, err
@@ -523,14 +530,33 @@ func (s *Server) createOneshot(rq *request) (any, error) {
 	return api.Oneshot{Ticket: ticket, Expires: expires}, nil
 }
 
-// profilePaths lists the store paths a profile names (prefixes as globs).
+// mayReadProfile checks that the caller's token may read every secret the
+// profile names, now or later: read on each path, and on everything below
+// each prefix. A profile that names no secret (host files only) needs
+// admin on profiles, so that nobody can fill the store with per-run files.
+func (s *Server) mayReadProfile(rq *request, p api.Profile) error {
+	paths := profilePaths(p)
+	if len(paths) == 0 && len(p.Prefixes) == 0 {
+		return s.authorize(rq, policy.Admin, sysProfiles)
+	}
+	for _, sp := range paths {
+		if err := s.authorize(rq, policy.Read, sp); err != nil {
+			return err
+		}
+	}
+	for _, x := range p.Prefixes {
+		if !rq.tok.Policy.Covers(policy.Policy{{Caps: policy.Read, Glob: x.Prefix + "**"}}) {
+			return &policy.DeniedError{Capability: policy.Read, Path: x.Prefix + "**"}
+		}
+	}
+	return nil
+}
+
+// profilePaths lists the store paths a profile names (not its prefixes).
 func profilePaths(p api.Profile) []string {
 	var out []string
 	for _, f := range p.Files {
 		out = append(out, f.Secret)
-	}
-	for _, x := range p.Prefixes {
-		out = append(out, x.Prefix+"**")
 	}
 	for _, r := range p.Repos {
 		for _, c := range []string{r.SSHKey, r.KnownHosts, r.Password, r.AgeIdentity} {
@@ -577,19 +603,19 @@ func (s *Server) takeOneshot(ctx context.Context, key *seal.Key, name, ticket st
 	if err != nil {
 		return nil, err
 	}
-	// Delete first: of two mounts racing for one ticket, one wins.
-	if err := s.cfg.Store.DeleteRecord(ctx, recOneshot, id, rec.Revision); err != nil {
-		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) {
-			return nil, errBadTicket
-		}
-		return nil, err
-	}
 	var o oneshotRecord
 	if err := json.Unmarshal(rec.Value, &o); err != nil {
 		return nil, fmt.Errorf("per-run files record: %w", err)
 	}
 	if o.Profile != name {
 		return nil, badRequest(fmt.Sprintf("the per-run files' ticket was made for profile %q, not %q", o.Profile, name), "")
+	}
+	// Delete before use: of two mounts racing for one ticket, one wins.
+	if err := s.cfg.Store.DeleteRecord(ctx, recOneshot, id, rec.Revision); err != nil {
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) {
+			return nil, errBadTicket
+		}
+		return nil, err
 	}
 	if s.now().After(o.Expires) {
 		return nil, errBadTicket
@@ -659,12 +685,8 @@ func (s *Server) watchProfile(rq *request) (any, error) {
 				Message: fmt.Sprintf("container %s is labelled for profile %q, not %q", short(rq.ctr.ID), rq.ctr.Profile, name),
 			}}
 		}
-	} else {
-		for _, sp := range profilePaths(p) {
-			if err := s.authorize(rq, policy.Read, sp); err != nil {
-				return nil, err
-			}
-		}
+	} else if err := s.mayReadProfile(rq, p); err != nil {
+		return nil, err
 	}
 	changes := make(chan api.Change, 64)
 	cancelSub := s.Subscribe(func(c api.Change) {
