@@ -376,7 +376,7 @@ var runErrorTests = []struct {
 	{"profiles is a list", y("run:", "  profiles: [web]"), 2, 13, "run.profiles: want a mapping from profile name to profile"},
 	{"uppercase profile name", run("    Web: {host_private: true}"), 3, 5, `profile name "Web": use 1 to 63 lowercase letters`},
 	{"profile name with a leading dot", run("    .web: {host_private: true}"), 3, 5, `profile name ".web"`},
-	{"profile name too long", run("    "+strings.Repeat("a", 64)+": {host_private: true}"), 3, 5, "profile name"},
+	{"profile name too long", run("    " + strings.Repeat("a", 64) + ": {host_private: true}"), 3, 5, "profile name"},
 	{"empty profile name", run("    '': {host_private: true}"), 3, 5, `profile name ""`},
 	{"duplicate profile", run("    web: {host_private: true}", "    web: {host_private: true}"), 4, 5, `key "web" given twice in run.profiles (first on line 3)`},
 
@@ -578,7 +578,7 @@ var runAgreementTests = []struct {
 	{"unknown run key", y("run:", "  profile: {}"), false},
 	{"profiles a list", y("run:", "  profiles: [web]"), false},
 	{"uppercase profile name", run("    Web: {host_private: true}"), false},
-	{"profile name too long", run("    "+strings.Repeat("a", 64)+": {host_private: true}"), false},
+	{"profile name too long", run("    " + strings.Repeat("a", 64) + ": {host_private: true}"), false},
 	{"null profile", run("    web:"), false},
 	{"profile delivers nothing", run("    web: {files: {}, prefixes: [], repos: [], host_private: false}"), false},
 	{"unknown profile key", run("    web: {host_private: true, env: {}}"), false},
