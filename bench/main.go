@@ -12,6 +12,7 @@
 //	bench baseline -socket S                        plain net/http server: the ceiling
 //	bench scan -privy BIN -work DIR [-out FILE] …   the image scanner against trufflehog and gitleaks
 //	bench build -privy BIN -work DIR [-n N] …       privy build against the plain docker build it wraps
+//	bench runtime -privy BIN -work DIR [-n N] …     docker run with a privy volume against a plain tmpfs, and privy exec
 //
 // Timing on shared machines is noisy, so every configuration is measured in
 // several rounds, configurations alternate within a round, and the report
@@ -38,10 +39,13 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && args[0] == stampArg {
+		return stamp(stdout) // first: its time is the benchmark's measurement
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: bench run|fill|load|baseline|scan|build [flags] (see -h of each)")
+		fmt.Fprintln(stderr, "usage: bench run|fill|load|baseline|scan|build|runtime [flags] (see -h of each)")
 		return 2
 	}
 	var err error
@@ -58,8 +62,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = scanCommand(ctx, args[1:], stdout, stderr)
 	case "build":
 		err = buildCommand(ctx, args[1:], stdout, stderr)
+	case "runtime":
+		err = runtimeCommand(ctx, args[1:], stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "bench: unknown subcommand %q: use run, fill, load, baseline, scan or build\n", args[0])
+		fmt.Fprintf(stderr, "bench: unknown subcommand %q: use run, fill, load, baseline, scan, build or runtime\n", args[0])
 		return 2
 	}
 	if errors.Is(err, flag.ErrHelp) {

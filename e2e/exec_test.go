@@ -138,12 +138,24 @@ type ctr struct {
 	script  string   // the command, run by sh -c
 }
 
+// cidFile returns a path for docker run --cidfile; the container whose
+// id docker writes there is removed, by that id, when the test ends.
+func (e *execEnv) cidFile() string {
+	f := filepath.Join(tempDir(e.t), "cid-"+randHex(6))
+	e.t.Cleanup(func() {
+		if b, err := os.ReadFile(f); err == nil {
+			exec.Command(e.docker, "rm", "--force", "--volumes", strings.TrimSpace(string(b))).Run()
+		}
+	})
+	return f
+}
+
 // run starts c and returns its id and docker run's result. The container
 // is removed when the test ends.
 func (e *execEnv) run(c ctr) (string, dockerResult) {
 	t := e.t
 	t.Helper()
-	cidFile := filepath.Join(tempDir(t), "cid-"+randHex(6))
+	cidFile := e.cidFile()
 	network := "none"
 	if c.host {
 		network = "host"
@@ -161,11 +173,6 @@ func (e *execEnv) run(c ctr) (string, dockerResult) {
 	args = append(args, e.image, "exec", "--profile", c.profile, "--addr", ctrSocket)
 	args = append(args, c.flags...)
 	args = append(args, "--", "sh", "-c", c.script)
-	t.Cleanup(func() {
-		if b, err := os.ReadFile(cidFile); err == nil {
-			exec.Command(e.docker, "rm", "--force", "--volumes", strings.TrimSpace(string(b))).Run()
-		}
-	})
 	res := execDocker(t, e.docker, args...)
 	b, err := os.ReadFile(cidFile)
 	if err != nil {
@@ -470,10 +477,15 @@ func TestExecConfigRepo(t *testing.T) {
 
 	// The repository unreachable at the next start: the container exits
 	// non-zero, naming the repository, before its command runs.
+	// The server's host key is known for the closed port too, so that what
+	// fails is the connection.
 	port := closedPort(t)
+	_, hostKey, _ := strings.Cut(git.HostKey, " ")
+	e.secret("dns/known-hosts-down", []byte(fmt.Sprintf("[127.0.0.1]:%d %s\n", port, hostKey)), false)
 	down := dns
 	down.Repos = []api.ProfileRepo{repo}
 	down.Repos[0].URL = fmt.Sprintf("ssh://%s@127.0.0.1:%d%s", git.User, port, git.RepoDir)
+	down.Repos[0].KnownHosts = "dns/known-hosts-down"
 	e.profile(down)
 	if r := execDocker(t, e.docker, "start", id); r.code != 0 {
 		t.Fatalf("docker start:\n%s", r)
@@ -821,12 +833,7 @@ func TestPrivyRunInit(t *testing.T) {
 	value := newValue("run-init")
 	e.secret("app/x", []byte(value), true)
 	e.profile(api.Profile{Name: "app", Files: []api.ProfileFile{{Name: "x", Secret: "app/x"}}})
-	cidFile := filepath.Join(tempDir(t), "cid-run")
-	t.Cleanup(func() {
-		if b, err := os.ReadFile(cidFile); err == nil {
-			exec.Command(e.docker, "rm", "--force", "--volumes", strings.TrimSpace(string(b))).Run()
-		}
-	})
+	cidFile := e.cidFile()
 	// No --rm, so the container can be inspected afterwards; no log
 	// driver, as the command prints the value.
 	res := runCLI(t, []string{"PRIVY_ADDR=" + e.srv.socket}, nil, "run", "--init", "--profile", "app", "--",
@@ -863,12 +870,12 @@ func TestPrivyRunInit(t *testing.T) {
 		}
 	}
 
-	// Without a command after the image, privy run --init uses the
-	// image's, and says so when it has none (the test image has none).
-	res = runCLI(t, []string{"PRIVY_ADDR=" + e.srv.socket}, nil, "run", "--init", "--profile", "app", "--",
-		e.docker, "run", "--rm", "--network", "none", e.image)
-	if res.code == 0 || !strings.Contains(res.stderr, "has no entrypoint or command: give one after the image") {
-		t.Errorf("privy run --init of an image without a command: want an error saying so:\n%s", res)
+	// Without a command after the image, privy run --init runs the
+	// image's (the test image's is /bin/sh, which reads stdin here).
+	res = runCLI(t, []string{"PRIVY_ADDR=" + e.srv.socket}, []byte(`echo "pid=$$"; test -s /run/secrets/x && echo placed`+"\n"),
+		"run", "--init", "--profile", "app", "--", e.docker, "run", "-i", "--rm", "--cidfile", e.cidFile(), "--log-driver", "none", "--network", "none", e.image)
+	if res.code != 0 || res.stdout != "pid=1\nplaced\n" {
+		t.Errorf("privy run --init without a command: want the image's shell as PID 1 with the file placed:\n%s", res)
 	}
 	e.sweep()
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,13 +95,24 @@ func (v *volEnv) mountArg(volume string, extra ...string) string {
 	return strings.Join(append([]string{"type=volume", "src=" + volume, "dst=/run/secrets", "volume-driver=" + v.plugin}, extra...), ",")
 }
 
-// start runs a detached container (no network) with the volume at
-// /run/secrets and returns its name; it is removed when the test ends.
+// start runs a detached container (no network) with the volume read-only
+// at /run/secrets and returns its name; it is removed when the test ends.
 func (v *volEnv) start(volume string, cmd ...string) string {
+	v.t.Helper()
+	return v.startMount(v.mountArg(volume, "readonly"), cmd...)
+}
+
+// startRW is start with the volume mounted read-write.
+func (v *volEnv) startRW(volume string, cmd ...string) string {
+	v.t.Helper()
+	return v.startMount(v.mountArg(volume), cmd...)
+}
+
+func (v *volEnv) startMount(mount string, cmd ...string) string {
 	v.t.Helper()
 	name := "pe2e-" + randHex(6)
 	v.t.Cleanup(func() { exec.Command(v.docker, "rm", "--force", name).Run() })
-	args := []string{"run", "-d", "--name", name, "--network", "none", "--mount", v.mountArg(volume, "readonly"), v.image}
+	args := []string{"run", "-d", "--name", name, "--network", "none", "--mount", mount, v.image}
 	if len(cmd) == 0 {
 		cmd = []string{"sleep", "600"}
 	}
@@ -115,24 +125,54 @@ func (v *volEnv) exec(container string, cmd ...string) string {
 	return testenv.Run(v.t, v.docker, append([]string{"exec", container}, cmd...)...)
 }
 
-// hostSource returns where on the host the container's /run/secrets is.
+// hostSource returns where on the host the tmpfs at the container's
+// /run/secrets is mounted. Docker's inspect does not say (it reports a
+// plugin volume's mount point as it was when the container was created),
+// so the tmpfs is found by its device number, in the container's mount
+// table and then in the host's.
 func (v *volEnv) hostSource(container string) string {
 	v.t.Helper()
-	var mounts []struct{ Source, Destination, Driver string }
-	out := testenv.Run(v.t, v.docker, "inspect", "--format", "{{json .Mounts}}", container)
-	if err := json.Unmarshal([]byte(out), &mounts); err != nil {
-		v.t.Fatalf("docker inspect %s: %v", container, err)
-	}
-	for _, m := range mounts {
-		if m.Destination == "/run/secrets" {
-			if m.Driver != v.plugin {
-				v.t.Errorf("/run/secrets of %s comes from driver %q, want %q", container, m.Driver, v.plugin)
-			}
-			return m.Source
+	pid := strings.TrimSpace(testenv.Run(v.t, v.docker, "inspect", "--format", "{{.State.Pid}}", container))
+	var dev string
+	for _, m := range mountTable(v.t, "/proc/"+pid+"/mountinfo") {
+		if m.point == "/run/secrets" {
+			dev = m.dev
 		}
 	}
-	v.t.Fatalf("%s has no mount at /run/secrets: %s", container, out)
+	if dev == "" {
+		v.t.Fatalf("%s has no mount at /run/secrets", container)
+	}
+	for _, m := range mountTable(v.t, "/proc/self/mountinfo") {
+		if m.dev == dev && strings.HasPrefix(m.point, v.root+"/") {
+			return m.point
+		}
+	}
+	v.t.Fatalf("the tmpfs at /run/secrets of %s (device %s) is not mounted under the volume root %s", container, dev, v.root)
 	return ""
+}
+
+// mountLine is one line of a mountinfo file.
+type mountLine struct {
+	dev, point, opts, fstype, super string
+}
+
+func mountTable(t testing.TB, file string) []mountLine {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []mountLine
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		sep := slices.Index(f, "-")
+		if sep < 6 || len(f) < sep+4 {
+			continue
+		}
+		out = append(out, mountLine{dev: f[2], point: f[4], opts: f[5], fstype: f[sep+1], super: f[sep+3]})
+	}
+	return out
 }
 
 // listing is what `find | stat` shows of /run/secrets in a container:
@@ -208,16 +248,10 @@ func (v *volEnv) assertNothingLeft() {
 // hostMountsUnder returns the mount points at or below dir in this
 // process's mount namespace (the engine's too).
 func hostMountsUnder(t testing.TB, dir string) []string {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
-			out = append(out, f[4])
+	for _, m := range mountTable(t, "/proc/self/mountinfo") {
+		if m.point == dir || strings.HasPrefix(m.point, dir+"/") {
+			out = append(out, m.point)
 		}
 	}
 	return out
@@ -258,7 +292,7 @@ func TestVolumeProfileFiles(t *testing.T) {
         token: app/worker/token
 `)
 	web, worker := v.volume("profile=web"), v.volume("profile=worker")
-	c1, c2 := v.start(web), v.start(worker)
+	c1, c2 := v.start(web), v.startRW(worker)
 
 	if got, want := v.listing(c1), []string{
 		"/run/secrets 711 0 0 directory",
@@ -277,17 +311,39 @@ func TestVolumeProfileFiles(t *testing.T) {
 	}
 	v.checkSums(c2, map[string]string{"/run/secrets/token": token})
 
-	for _, c := range []string{c1, c2} {
+	// In the container: a size-limited tmpfs; read-write, it keeps the
+	// host mount's nosuid, nodev and noexec. Read-only, the engine's
+	// remount (runc) resets those per-mount flags, but then no one can
+	// create a device, set-uid or executable file there either.
+	for c, want := range map[string][]string{c1: {"ro"}, c2: {"rw", "nosuid", "nodev", "noexec"}} {
 		m := v.procMount(c)
 		opts := strings.Split(m[3], ",")
-		if m[2] != "tmpfs" || !slices.Contains(opts, "nosuid") || !slices.Contains(opts, "nodev") || !slices.Contains(opts, "noexec") ||
-			!slices.ContainsFunc(opts, func(o string) bool { return strings.HasPrefix(o, "size=") }) {
-			t.Errorf("/run/secrets in %s is %q; want a size-limited tmpfs, nosuid, nodev, noexec", c, m)
+		if m[2] != "tmpfs" || !slices.ContainsFunc(opts, func(o string) bool { return strings.HasPrefix(o, "size=") }) {
+			t.Errorf("/run/secrets in %s is %q; want a size-limited tmpfs", c, m)
+		}
+		for _, w := range want {
+			if !slices.Contains(opts, w) {
+				t.Errorf("/run/secrets in %s is mounted %s; want %s", c, m[3], w)
+			}
 		}
 	}
 	s1, s2 := v.hostSource(c1), v.hostSource(c2)
-	if ms := hostMountsUnder(t, v.root); len(ms) != 2 || !slices.Contains(ms, s1) || !slices.Contains(ms, s2) {
-		t.Errorf("host mounts under the volume root: %v, want %s and %s", ms, s1, s2)
+	if s1 == s2 {
+		t.Errorf("two containers share the tmpfs %s", s1)
+	}
+	var under []string
+	for _, m := range mountTable(t, "/proc/self/mountinfo") {
+		if !strings.HasPrefix(m.point, v.root+"/") {
+			continue
+		}
+		under = append(under, m.point)
+		opts := strings.Split(m.opts, ",")
+		if m.fstype != "tmpfs" || !slices.Contains(opts, "nosuid") || !slices.Contains(opts, "nodev") || !slices.Contains(opts, "noexec") {
+			t.Errorf("host mount %s: %s %s; want a tmpfs, nosuid, nodev, noexec", m.point, m.fstype, m.opts)
+		}
+	}
+	if slices.Sort(under); !slices.Equal(under, slices.Sorted(slices.Values([]string{s1, s2}))) {
+		t.Errorf("host mounts under the volume root: %v, want %s and %s", under, s1, s2)
 	}
 
 	// A commit of the running container holds none of the files.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/privyhq/privy/client"
 	"github.com/privyhq/privy/internal/pexec"
+	"github.com/privyhq/privy/internal/profile"
 )
 
 const execHelp = `Fetch a profile, place its files, then become COMMAND: an entrypoint for
@@ -41,6 +42,9 @@ func (a *app) execCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.Profile == "" {
 				return usageError{errors.New("no --profile given: privy exec --profile NAME -- COMMAND")}
+			}
+			if err := profile.CheckName(o.Profile); err != nil {
+				return usageError{err}
 			}
 			if len(args) == 0 {
 				return usageError{errors.New("no command given: privy exec --profile NAME -- COMMAND [ARG...]")}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -114,6 +115,21 @@ func (a *app) runArgs(ctx context.Context, o runOptions, args []string) ([]strin
 		if len(files) > 0 {
 			return nil, usageError{errors.New("--private needs the volume plugin (its files serve one mount, and a restarted container would lose them): drop --init")}
 		}
+		if strings.Contains(strings.TrimPrefix(a.serverAddr(), "unix://"), "://") {
+			return nil, usageError{fmt.Errorf("--init mounts the server's unix socket into the container, but the server address is %s: run it on this host", a.serverAddr())}
+		}
+		// With a token, check the profile exists before a container is
+		// started for it; without one the container's own identity is
+		// what the server checks.
+		if tok, err := a.loadToken(); err == nil && tok != "" {
+			c, err := a.client(true)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := c.GetProfile(ctx, o.profile, 0); err != nil {
+				return nil, err
+			}
+		}
 		return a.initArgs(ctx, o, args, run)
 	}
 	c, err := a.client(true)
@@ -171,6 +187,10 @@ func (a *app) initArgs(ctx context.Context, o runOptions, args []string, run int
 	if strings.Contains(sock, "://") {
 		return nil, usageError{fmt.Errorf("--init mounts the server's unix socket into the container, but the server address is %s: run it on this host", sock)}
 	}
+	sock, err := filepath.Abs(sock)
+	if err != nil {
+		return nil, err
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("finding the privy binary to mount: %w", err)
@@ -184,11 +204,18 @@ func (a *app) initArgs(ctx context.Context, o runOptions, args []string, run int
 			return nil, usageError{errors.New("privy run --init sets the entrypoint itself: give the command after the image instead of --entrypoint")}
 		}
 	}
-	command := args[img+1:]
+	// As docker does: the image's entrypoint, then the arguments given
+	// after the image or else the image's command.
+	entrypoint, cmd, err := imageCommand(ctx, args[0], args[img])
+	if err != nil {
+		return nil, err
+	}
+	if given := args[img+1:]; len(given) > 0 {
+		cmd = given
+	}
+	command := append(entrypoint, cmd...)
 	if len(command) == 0 {
-		if command, err = imageCommand(ctx, args[0], args[img]); err != nil {
-			return nil, err
-		}
+		return nil, usageError{fmt.Errorf("image %s has no entrypoint or command: give one after the image", args[img])}
 	}
 	tmpfs := o.dest + ":rw,noexec,nosuid,nodev,mode=0700"
 	if o.size != "" {
@@ -209,20 +236,15 @@ func (a *app) initArgs(ctx context.Context, o runOptions, args []string, run int
 }
 
 // imageCommand asks the engine for an image's entrypoint and command.
-func imageCommand(ctx context.Context, docker, image string) ([]string, error) {
+func imageCommand(ctx context.Context, docker, image string) (entrypoint, cmd []string, err error) {
 	b, err := exec.CommandContext(ctx, docker, "image", "inspect", "--format", "{{json .Config.Entrypoint}} {{json .Config.Cmd}}", image).Output()
 	if err != nil {
-		return nil, fmt.Errorf("no command after the image, and %s image inspect %s failed: %w (pull it first, or give the command)", docker, image, err)
+		return nil, nil, fmt.Errorf("%s image inspect %s failed: %w (privy run --init needs the image's entrypoint: pull the image first)", docker, image, err)
 	}
-	ep, cmd, _ := strings.Cut(strings.TrimSpace(string(b)), " ")
-	var e, c []string
-	json.Unmarshal([]byte(ep), &e)
-	json.Unmarshal([]byte(cmd), &c)
-	all := append(e, c...)
-	if len(all) == 0 {
-		return nil, fmt.Errorf("image %s has no entrypoint or command: give one after the image", image)
-	}
-	return all, nil
+	ep, c, _ := strings.Cut(strings.TrimSpace(string(b)), " ")
+	json.Unmarshal([]byte(ep), &entrypoint)
+	json.Unmarshal([]byte(c), &cmd)
+	return entrypoint, cmd, nil
 }
 
 // findRun returns the index of "run" in a docker (or podman) run command.

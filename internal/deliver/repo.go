@@ -100,7 +100,7 @@ type source struct {
 
 // newSource checks r's URL and credentials before anything is dialed.
 func newSource(r api.RenderedRepo) (*source, error) {
-	s := &source{r: r, where: redactURL(r.URL), ref: r.Ref}
+	s := &source{r: r, where: RedactURL(r.URL), ref: r.Ref}
 	if s.ref == "" {
 		s.ref = "HEAD"
 	}
@@ -305,6 +305,8 @@ func (s *source) describe(err error) error {
 		e.kind, e.msg = ErrHostKey, fmt.Sprintf("repo %s: host key mismatch: the server's key is not the one known_hosts lists for it (the key changed, or someone is in the middle); refusing to connect", s.where)
 	case errors.As(err, &keyErr), errors.As(err, &revoked):
 		e.kind, e.msg = ErrHostKey, fmt.Sprintf("repo %s: host key verification failed: known_hosts does not vouch for the key the server showed", s.where)
+	case strings.Contains(err.Error(), "no common algorithm for host key"): // x/crypto/ssh has no type for it
+		e.kind, e.msg = ErrHostKey, fmt.Sprintf("repo %s: host key verification failed: the server has no key of a type the known_hosts lines list for it", s.where)
 	case isSSHAuthError(err):
 		e.kind, e.msg = ErrRepoAuth, fmt.Sprintf("repo %s: authentication failed: the server refused the ssh_key", s.where)
 	case errors.Is(err, transport.ErrAuthenticationRequired) && s.credentials:
@@ -527,20 +529,28 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// redactURL returns raw without the password its user information may
+// RedactURL returns raw without the password its user information may
 // hold, for messages.
-func redactURL(raw string) string {
-	// A URL whose '@' is not before its host ("https://h:1#@x") is not
-	// trusted to keep a password out of the rest.
-	if u, err := url.Parse(raw); err == nil && u.Scheme != "" && u.Host != "" &&
-		(u.User != nil || !strings.Contains(raw, "@")) {
-		return u.Redacted()
+func RedactURL(raw string) string {
+	at := strings.LastIndex(raw, "@")
+	if at < 0 {
+		return raw
 	}
-	// scp-like user[:password]@host:path, or something unparsable.
-	if at := strings.LastIndex(raw, "@"); at >= 0 {
-		if colon := strings.Index(raw[:at], ":"); colon >= 0 {
-			return raw[:colon] + ":xxxxx" + raw[at:]
+	// url.Parse ends the user information at the last '@' before the
+	// path, query or fragment; with an '@' after those the user may have
+	// meant a password holding '/', '?' or '#'.
+	if i := strings.Index(raw, ":"); i >= 0 && strings.HasPrefix(raw[i:], "://") {
+		rest := raw[i+3:]
+		if end := strings.IndexAny(rest, "/?#"); end < 0 || !strings.Contains(rest[end:], "@") {
+			if u, err := url.Parse(raw); err == nil && u.User != nil {
+				return u.Redacted()
+			}
 		}
+	}
+	// scp-like user[:password]@host:path, or something unparsable: hide
+	// from the first ':' to the last '@'.
+	if colon := strings.Index(raw[:at], ":"); colon >= 0 {
+		return raw[:colon] + ":xxxxx" + raw[at:]
 	}
 	return raw
 }

@@ -3,6 +3,8 @@ package deliver
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
 	"io"
@@ -18,16 +20,21 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"filippo.io/age"
 	"filippo.io/age/armor"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/privyhq/privy/api"
 	"github.com/privyhq/privy/internal/testenv"
 )
+
+// someHostKey is a public key no server here has.
+const someHostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 
 // Plaintexts the tests encrypt; no error may show them.
 const (
@@ -246,10 +253,22 @@ func TestFetchRepoSSH(t *testing.T) {
 	})
 
 	hostKeyFields := strings.Fields(g.HostKey) // [127.0.0.1]:PORT TYPE KEY
+	ecdsaPriv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecdsaPub, err := ssh.NewPublicKey(&ecdsaPriv.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecdsaKey := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(ecdsaPub))) // the server has only ed25519
 	checkErrors(t, base, leaks, []errCase{
 		{"host key mismatch", func(r *api.RenderedRepo) {
 			r.KnownHostsValue = []byte(hostKeyFields[0] + " " + otherPub + "\n")
 		}, ErrHostKey, []string{g.RepoURL, "host key mismatch"}},
+		{"host key of another type", func(r *api.RenderedRepo) {
+			r.KnownHostsValue = []byte(hostKeyFields[0] + " " + ecdsaKey + "\n")
+		}, ErrHostKey, []string{g.RepoURL, "no key of a type"}},
 		{"host not in known_hosts", func(r *api.RenderedRepo) {
 			r.KnownHostsValue = []byte("[127.0.0.1]:1 " + strings.Join(hostKeyFields[1:], " ") + "\n")
 		}, ErrHostKey, []string{g.RepoURL, "no key for [127.0.0.1]:"}},
@@ -276,7 +295,11 @@ func TestFetchRepoContent(t *testing.T) {
 		PasswordValue:    []byte("reader-Pa55word"),
 		AgeIdentityValue: []byte(id.String() + "\n"),
 	}
-	leaks := secrets{"reader-Pa55word", id.String(), dbPassword, apiToken}
+	other, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaks := secrets{"reader-Pa55word", id.String(), other.String(), dbPassword, apiToken}
 	origin := func(ref, p string) string { return "repo " + url + "@" + ref + ": " + p }
 
 	t.Run("selected files and modes", func(t *testing.T) {
@@ -362,10 +385,6 @@ func TestFetchRepoContent(t *testing.T) {
 		{"age without identity", func(r *api.RenderedRepo) { r.AgeIdentityValue = nil },
 			nil, []string{"secrets/api-token.age", "age_identity:"}},
 		{"age with another identity", func(r *api.RenderedRepo) {
-			other, err := age.GenerateX25519Identity()
-			if err != nil {
-				t.Fatal(err)
-			}
 			r.AgeIdentityValue = []byte(other.String())
 			r.Files = []api.RepoFile{{Src: "secrets/db.env.age"}}
 		}, nil, []string{"secrets/db.env.age", "decrypting"}},
@@ -389,8 +408,7 @@ func TestFetchRepoUnreachable(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	hostKey := "[127.0.0.1]:" + addr[strings.LastIndex(addr, ":")+1:] +
-		" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+	hostKey := "[127.0.0.1]:" + addr[strings.LastIndex(addr, ":")+1:] + " " + someHostKey
 	r := api.RenderedRepo{
 		ProfileRepo:     api.ProfileRepo{URL: "ssh://git@" + addr + "/srv/conf.git"},
 		SSHKeyValue:     key,
@@ -413,14 +431,25 @@ func TestFetchRepoHonoursContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	var mu sync.Mutex
+	var conns []net.Conn
+	defer func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close() // ends the clone left running
+		}
+	}()
 	go func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			t.Cleanup(func() { c.Close() })
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
 		}
 	}()
 	addr := l.Addr().String()
@@ -428,7 +457,7 @@ func TestFetchRepoHonoursContext(t *testing.T) {
 		ProfileRepo: api.ProfileRepo{URL: "ssh://git@" + addr + "/srv/conf.git"},
 		SSHKeyValue: key,
 		KnownHostsValue: []byte("[127.0.0.1]:" + addr[strings.LastIndex(addr, ":")+1:] +
-			" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"),
+			" " + someHostKey + "\n"),
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
@@ -528,20 +557,31 @@ func TestFetchRepoHTTPBasicAuth(t *testing.T) {
 
 func TestFetchRepoTooLarge(t *testing.T) {
 	t.Parallel()
-	repo := testenv.NewGitRepo(t)
-	big := make([]byte, 64<<10)
-	rand.Read(big) // incompressible
-	repo.Commit(t, map[string][]byte{"big.bin": big})
-	srv := gitHTTPServer(t, filepath.Dir(repo.RepoDir), "reader", "reader-Pa55word")
-	r := api.RenderedRepo{
-		ProfileRepo:   api.ProfileRepo{URL: srv.URL + "/" + filepath.Base(repo.RepoDir), Username: "reader"},
-		PasswordValue: []byte("reader-Pa55word"),
+	random := make([]byte, 64<<10)
+	rand.Read(random)
+	for _, c := range []struct {
+		name string
+		data []byte
+	}{
+		{"pack", random},                  // the pack itself is too large
+		{"unpacked", make([]byte, 1<<20)}, // a small pack of a large file
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			repo := testenv.NewGitRepo(t)
+			repo.Commit(t, map[string][]byte{"big.bin": c.data})
+			srv := gitHTTPServer(t, filepath.Dir(repo.RepoDir), "reader", "reader-Pa55word")
+			r := api.RenderedRepo{
+				ProfileRepo:   api.ProfileRepo{URL: srv.URL + "/" + filepath.Base(repo.RepoDir), Username: "reader"},
+				PasswordValue: []byte("reader-Pa55word"),
+			}
+			if _, err := fetchRepo(t.Context(), r, 2<<20); err != nil {
+				t.Fatalf("fetching within the limit: %v", err)
+			}
+			_, err := fetchRepo(t.Context(), r, 16<<10)
+			wantErr(t, err, ErrRepoTooLarge, "larger than the 16 KiB")
+		})
 	}
-	if _, err := fetchRepo(t.Context(), r, 1<<20); err != nil {
-		t.Fatalf("fetching within the limit: %v", err)
-	}
-	_, err := fetchRepo(t.Context(), r, 16<<10)
-	wantErr(t, err, ErrRepoTooLarge, "larger than the 16 KiB")
 }
 
 func TestFetchRepoChecksTLS(t *testing.T) {
@@ -613,12 +653,12 @@ func TestFetchRepoRefusesBeforeDialing(t *testing.T) {
 		{"ssh without a key for the host", api.RenderedRepo{
 			ProfileRepo:     api.ProfileRepo{URL: "ssh://git@" + addr + "/conf.git"},
 			SSHKeyValue:     key,
-			KnownHostsValue: []byte("example.invalid ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"),
+			KnownHostsValue: []byte("example.invalid " + someHostKey + "\n"),
 		}, []string{"no key for [127.0.0.1]:"}},
 		{"ssh key unreadable", api.RenderedRepo{
 			ProfileRepo:     api.ProfileRepo{URL: "ssh://git@" + addr + "/conf.git"},
 			SSHKeyValue:     []byte("not a key"),
-			KnownHostsValue: []byte("[127.0.0.1]:1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"),
+			KnownHostsValue: []byte("[127.0.0.1]:1 " + someHostKey + "\n"),
 		}, []string{"reading the ssh_key"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -640,25 +680,29 @@ func TestRedactURL(t *testing.T) {
 		{"ssh://git@127.0.0.1:2222/srv/conf.git", "ssh://git@127.0.0.1:2222/srv/conf.git"},
 		{"git@github.com:org/conf.git", "git@github.com:org/conf.git"},
 		{"git:t0ken@github.com:org/conf.git", "git:xxxxx@github.com:org/conf.git"},
+		// The user meant "t0/k#en" as the password; url.Parse would not.
+		{"https://deploy:t0/k#en@git.example.com/conf.git", "https:xxxxx@git.example.com/conf.git"},
 	} {
-		if got := redactURL(c.in); got != c.want {
-			t.Errorf("redactURL(%q) = %q, want %q", c.in, got, c.want)
+		if got := RedactURL(c.in); got != c.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
 }
 
 func FuzzRedactURL(f *testing.F) {
-	f.Add("deploy", "t0ken-value", "git.example.com")
-	f.Fuzz(func(t *testing.T, user, password, host string) {
-		if len(password) < 4 || strings.Contains(user+host, password) {
-			return // too short to tell from the rest of the URL
+	f.Add("t0ken-value")
+	f.Add("a/b#c@d")
+	f.Fuzz(func(t *testing.T, password string) {
+		const user, host = "deploy", "git.example.com"
+		if len(password) < 4 || strings.Contains("https://"+user+host+":org/conf.git xxxxx", password) {
+			return // could match the rest of the URL
 		}
 		for _, raw := range []string{
 			"https://" + user + ":" + password + "@" + host + "/conf.git",
 			user + ":" + password + "@" + host + ":org/conf.git",
 		} {
-			if got := redactURL(raw); strings.Contains(got, password) {
-				t.Errorf("redactURL(%q) = %q, which holds the password", raw, got)
+			if got := RedactURL(raw); strings.Contains(got, password) {
+				t.Errorf("RedactURL(%q) = %q, which holds the password", raw, got)
 			}
 		}
 	})

@@ -71,6 +71,10 @@ func Prepare(ctx context.Context, c *client.Client, o *Options) (*api.Rendered, 
 	if err := profile.CheckName(o.Profile); err != nil {
 		return nil, &Error{"checking --profile", err}
 	}
+	// A command that cannot start is found out before any file is placed.
+	if _, err := exec.LookPath(o.Command[0]); err != nil {
+		return nil, &Error{"finding " + o.Command[0], err}
+	}
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, &Error{"creating " + o.Dir, err}
 	}
@@ -174,6 +178,7 @@ func Exec(o *Options) error {
 		return &Error{"starting " + o.Command[0], err}
 	}
 	err = syscall.Exec(path, o.Command, o.Env)
+	deliver.Wipe(o.Dir)
 	return &Error{"starting " + o.Command[0], err}
 }
 
@@ -193,6 +198,7 @@ func Supervise(ctx context.Context, c *client.Client, o *Options, r *api.Rendere
 	signal.Notify(sigs)
 	defer signal.Stop(sigs)
 	if err := cmd.Start(); err != nil {
+		deliver.Wipe(o.Dir)
 		return 127, &Error{"starting " + o.Command[0], err}
 	}
 	wctx, cancel := context.WithCancel(ctx)

@@ -169,25 +169,7 @@ func ParseRepoURL(raw string) (*url.URL, error) {
 
 // RedactURL returns a repository address with any password removed, for
 // messages and logs.
-func RedactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		// Unparsable: hide whatever could be credentials.
-		if i := strings.Index(raw, "://"); i >= 0 {
-			if j := strings.LastIndex(raw, "@"); j > i {
-				return raw[:i+3] + "xxxxx@" + raw[j+1:]
-			}
-		}
-		return raw
-	}
-	if u.User == nil {
-		return raw
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
-}
+func RedactURL(raw string) string { return deliver.RedactURL(raw) }
 
 // Signal parses a signal name ("SIGHUP", "HUP", "sigusr1").
 func Signal(name string) (unix.Signal, error) {

@@ -66,7 +66,7 @@ type GitRepo struct {
 	// it.
 	Content map[string]string
 
-	work string // a clone of RepoDir whose branch main Commit pushes
+	work string // the work tree whose branch main Commit pushes to RepoDir
 }
 
 // SSHGitServer starts /usr/sbin/sshd -D -e with its own configuration on

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	plugin "github.com/docker/go-plugins-helpers/volume"
+	"golang.org/x/sys/unix"
 
 	"github.com/privyhq/privy/api"
 	"github.com/privyhq/privy/internal/deliver"
@@ -20,6 +21,7 @@ type mount struct {
 	vol, id, profile string
 	dir              string // the tmpfs: Root/<volume>/<id>
 	seq              uint64
+	dev              uint64        // device number of the tmpfs, once mounted
 	ready            bool          // filled and watched; guarded by Driver.mu
 	kick             chan struct{} // wakes the rotation worker; capacity 1
 	stop             chan struct{} // closed by whoever removes the mount from its volume
@@ -202,6 +204,11 @@ func (d *Driver) fill(m *mount, def volumeDef, ticket string) error {
 	if err := deliver.MountTmpfs(m.dir, deliver.TmpfsOptions{Size: def.Size, Mode: mode, UID: uid, GID: gid}); err != nil {
 		return fail("mounting its tmpfs", err)
 	}
+	var st unix.Stat_t
+	if err := unix.Stat(m.dir, &st); err != nil {
+		return fail("mounting its tmpfs", err)
+	}
+	m.dev = st.Dev
 	if err := deliver.Write(m.dir, files, false); err != nil {
 		return fail("placing the files", err)
 	}

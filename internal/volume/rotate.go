@@ -1,11 +1,15 @@
 package volume
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/privyhq/privy/api"
 	"github.com/privyhq/privy/internal/deliver"
@@ -246,20 +250,51 @@ func (d *Driver) signal(m *mount, sig string) {
 	}
 	sent := 0
 	for _, c := range cs {
-		for _, mt := range c.Mounts {
-			if mt.Source != m.dir {
-				continue
-			}
-			if err := d.engine.Kill(ctx, c.ID, sig); err != nil {
-				d.log.Warn("signalling a container after a rotation", "volume", m.vol, "container", c.Name, "signal", sig, "error", err)
-			} else {
-				sent++
-				d.log.Info("signalled a container after a rotation", "volume", m.vol, "container", c.Name, "signal", sig)
-			}
-			break
+		// The engine's mount Source cannot tell which mount of the volume
+		// a container has (Docker reports the volume's mount point when
+		// the container was created, often ""): the device of the tmpfs
+		// in the container's own mount table can.
+		if c.Pid <= 0 {
+			continue
 		}
+		uses, err := d.mountedIn(c.Pid, m.dev)
+		if err != nil {
+			d.log.Warn("reading a container's mounts", "volume", m.vol, "container", c.Name, "error", err)
+			continue
+		}
+		if !uses {
+			continue
+		}
+		if err := d.engine.Kill(ctx, c.ID, sig); err != nil {
+			d.log.Warn("signalling a container after a rotation", "volume", m.vol, "container", c.Name, "signal", sig, "error", err)
+			continue
+		}
+		sent++
+		d.log.Info("signalled a container after a rotation", "volume", m.vol, "container", c.Name, "signal", sig)
 	}
 	if sent == 0 {
 		d.log.Info("no running container uses the rotated mount; no signal sent", "volume", m.vol, "mount", m.who(), "signal", sig)
 	}
+}
+
+// mountsDevice reports whether the mount table of process pid (that is,
+// of its mount namespace) holds a mount of the filesystem with device
+// number dev.
+func mountsDevice(pid int, dev uint64) (bool, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/mountinfo", pid))
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	want := fmt.Sprintf("%d:%d", unix.Major(dev), unix.Minor(dev))
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		// "36 35 98:0 /mnt1 /mnt2 rw,… - ext3 /dev/root rw": the third
+		// field is the device.
+		if f := strings.Fields(sc.Text()); len(f) > 2 && f[2] == want {
+			return true, nil
+		}
+	}
+	return false, sc.Err()
 }

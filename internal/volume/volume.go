@@ -112,6 +112,9 @@ type Driver struct {
 	stateFile string
 	engine    Engine
 	log       *slog.Logger
+	// mountedIn tells whether process pid sees the filesystem dev; tests
+	// replace it.
+	mountedIn func(pid int, dev uint64) (bool, error)
 
 	cancelSub func()
 	done      chan struct{} // closed by Close
@@ -159,6 +162,7 @@ func New(cfg Config) (*Driver, error) {
 		stateFile: cfg.StateFile,
 		engine:    cfg.Engine,
 		log:       cfg.Logger,
+		mountedIn: mountsDevice,
 		done:      make(chan struct{}),
 		volumes:   map[string]*vol{},
 	}

@@ -785,10 +785,16 @@ func TestRotationSignals(t *testing.T) {
 	dir := e.mount("sig", "m1")
 	other := e.mount("sig", "m2")
 	quiet := e.mount("quiet", "m")
+	// Docker reports no useful Source for a plugin's mount, so the driver
+	// looks for its tmpfs in each container's mount table: here, process
+	// 101 sees m1, 102 sees m2 and 103 the quiet volume's mount.
+	devs := map[int]uint64{101: devOf(t, dir), 102: devOf(t, other), 103: devOf(t, quiet)}
+	e.d.mountedIn = func(pid int, dev uint64) (bool, error) { return devs[pid] == dev, nil }
 	e.eng.containers = []engine.Container{
-		{ID: "c-mine", Name: "mine", Running: true, Mounts: []engine.Mount{{Name: "sig", Source: dir, Destination: "/run/secrets"}}},
-		{ID: "c-other", Name: "other", Running: true, Mounts: []engine.Mount{{Name: "sig", Source: "/elsewhere", Destination: "/run/secrets"}}},
-		{ID: "c-quiet", Name: "quiet", Running: true, Mounts: []engine.Mount{{Name: "quiet", Source: quiet, Destination: "/run/secrets"}}},
+		{ID: "c-mine", Name: "mine", Running: true, Pid: 101, Mounts: []engine.Mount{{Name: "sig", Destination: "/run/secrets"}}},
+		{ID: "c-other", Name: "other", Running: true, Pid: 102, Mounts: []engine.Mount{{Name: "sig", Destination: "/run/secrets"}}},
+		{ID: "c-quiet", Name: "quiet", Running: true, Pid: 103, Mounts: []engine.Mount{{Name: "quiet", Destination: "/run/secrets"}}},
+		{ID: "c-stopped", Name: "stopped", Mounts: []engine.Mount{{Name: "sig", Source: dir, Destination: "/run/secrets"}}},
 	}
 	e.src.put("app/x", "X2")
 	e.src.put("app/y", "Y2")
@@ -800,8 +806,40 @@ func TestRotationSignals(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	time.Sleep(50 * time.Millisecond)
-	if got, want := e.eng.killed(), []string{"c-mine SIGHUP"}; !slices.Equal(got, want) {
-		t.Errorf("signals sent: %q, want %q (only the container that mounts the rotated tmpfs, only for a profile with on_rotate)", got, want)
+	got := e.eng.killed()
+	slices.Sort(got)
+	if want := []string{"c-mine SIGHUP", "c-other SIGHUP"}; !slices.Equal(got, want) {
+		t.Errorf("signals sent: %q, want %q (each container that mounts a rotated tmpfs, once, only for a profile with on_rotate)", got, want)
+	}
+}
+
+func devOf(t *testing.T, p string) uint64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Dev
+}
+
+// TestMountsDevice: a process's mount table shows which tmpfs it sees.
+func TestMountsDevice(t *testing.T) {
+	e := newEnv(t)
+	e.src.put("s", "v")
+	e.src.setProfile(api.Profile{Name: "p", Files: []api.ProfileFile{{Name: "s", Secret: "s"}}})
+	e.create("p", nil)
+	a, b := e.mount("p", "a"), e.mount("p", "b")
+	for _, dir := range []string{a, b} {
+		if ok, err := mountsDevice(os.Getpid(), devOf(t, dir)); !ok || err != nil {
+			t.Errorf("mountsDevice(self, %s) = %v, %v; want true", dir, ok, err)
+		}
+	}
+	e.unmount("p", "a")
+	if ok, err := mountsDevice(os.Getpid(), devOf(t, b)+1<<20); ok || err != nil {
+		t.Errorf("mountsDevice(self, a device nobody mounts) = %v, %v; want false", ok, err)
+	}
+	if _, err := mountsDevice(1<<30, devOf(t, b)); err == nil {
+		t.Error("mountsDevice of a process that does not exist: no error")
 	}
 }
 
