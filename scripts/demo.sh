@@ -17,6 +17,7 @@ DOCKER=/usr/bin/docker
 work=$(mktemp -d /tmp/privy-demo.XXXXXX)
 server_pid=""
 image="privy-demo/app:$$"
+plugin="privy-demo-$$"
 cleanup() {
 	if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
 		kill -TERM "$server_pid" && wait "$server_pid" || true
@@ -36,8 +37,8 @@ export PRIVY_DATA_DIR="$work/data" PRIVY_ADDR="$work/privy.sock"
 PRIVY_TOKEN=$(cat "$work/root-token")
 export PRIVY_TOKEN
 
-say "privy server: serving the API on $PRIVY_ADDR"
-"$privy" server --socket "$PRIVY_ADDR" 2>"$work/server.log" &
+say "privy server: serving the API on $PRIVY_ADDR, and the Docker volume plugin $plugin"
+"$privy" server --socket "$PRIVY_ADDR" --docker-plugin "$plugin" --volume-root "$work/volumes" 2>"$work/server.log" &
 server_pid=$!
 for _ in $(seq 50); do "$privy" status >/dev/null 2>&1 && break; sleep 0.1; done
 "$privy" status
@@ -77,14 +78,26 @@ got=$("$DOCKER" run --rm --network none "$image" cat /build-saw-sha256)
 [ "$got" = "$want" ] || { echo "demo: the build step did not see the secret" >&2; exit 1; }
 echo "the build step saw the secret (sha256 $got)"
 
-say "docker run: a container receives the secret on a tmpfs, not in its environment"
-# Run-time delivery by volume plugin is issue 4's work; for now the value is
-# streamed over stdin onto the container's tmpfs.
-got=$("$privy" secret get demo/registry-token | "$DOCKER" run -i --rm --network none \
-	--tmpfs /run/secrets:size=64k,mode=0700 "$image" \
-	sh -c 'cat > /run/secrets/registry-token && sha256sum /run/secrets/registry-token | cut -d" " -f1')
-[ "$got" = "$want" ] || { echo "demo: the container did not receive the secret" >&2; exit 1; }
-echo "the container received the secret (sha256 $got)"
+say "privy profile apply: the run: section says what each kind of container receives"
+cat >>"$work/ctx/privy.yaml" <<'EOF'
+run:
+  profiles:
+    app:
+      files:
+        registry-token: demo/registry-token
+EOF
+"$privy" profile apply "$work/ctx/privy.yaml"
+
+say "privy run: the container gets a fresh tmpfs from the volume plugin with only its profile's files"
+got=$("$privy" run --profile app --driver "$plugin" -- "$DOCKER" run --rm --network none "$image" \
+	sh -c 'grep " /run/secrets " /proc/mounts | cut -d" " -f3; env | grep -c registry-token; sha256sum /run/secrets/registry-token | cut -d" " -f1' || true)
+echo "$got" | sed -n 1p | grep -qx tmpfs || { echo "demo: /run/secrets is not a tmpfs in the container" >&2; exit 1; }
+echo "$got" | sed -n 2p | grep -qx 0 || { echo "demo: the secret is in the container's environment" >&2; exit 1; }
+[ "$(echo "$got" | sed -n 3p)" = "$want" ] || { echo "demo: the container did not receive the secret" >&2; exit 1; }
+echo "the container received the secret on a tmpfs, not in its environment (sha256 $want)"
+leftover=$(find "$work/volumes" -mindepth 1 -not -name volumes.json | head -1)
+[ -z "$leftover" ] || { echo "demo: the volume left $leftover behind" >&2; exit 1; }
+echo "after the container ended, its tmpfs was unmounted and nothing is left on the host"
 
 say "privy scan: the image's config, history and every layer, for every value in the store"
 "$privy" scan --prefix demo/ "$image"

@@ -140,7 +140,7 @@ func (a *app) runArgs(ctx context.Context, o runOptions, args []string) ([]strin
 	if _, err := c.GetProfile(ctx, o.profile, 0); err != nil {
 		return nil, err
 	}
-	mount := fmt.Sprintf("type=volume,dst=%s,readonly,volume-driver=%s,volume-opt=profile=%s", o.dest, o.driver, o.profile)
+	mount := fmt.Sprintf("type=volume,dst=%s,volume-driver=%s,volume-opt=profile=%s", o.dest, o.driver, o.profile)
 	if o.size != "" {
 		mount += ",volume-opt=size=" + o.size
 	}
