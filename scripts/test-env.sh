@@ -50,7 +50,7 @@ readonly GIT_IMAGE=privy-test/git:latest
 # rebuild it instead of keeping a stale image under the same tag.
 readonly BUSYBOX_RECIPE=1
 readonly GIT_RECIPE=1
-readonly PACKAGES=(docker.io busybox-static etcd-server openssh-server openssh-client git podman)
+readonly PACKAGES=(docker.io busybox-static etcd-server openssh-server openssh-client git podman docker-compose)
 readonly STATE_DIR=${PRIVY_TEST_ENV_DIR:-/tmp/privy-test-env}
 readonly DOCKERD_LOG=$STATE_DIR/dockerd.log
 readonly DOCKERD_PID=$STATE_DIR/dockerd.pid
