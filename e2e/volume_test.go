@@ -28,6 +28,7 @@ type volEnv struct {
 	plugin  string // the driver's name for docker
 	root    string // --volume-root
 	hostDir string // --host-private
+	removed map[string]bool
 }
 
 func newVolEnv(t *testing.T) *volEnv {
@@ -42,11 +43,18 @@ func newVolEnv(t *testing.T) *volEnv {
 		plugin:  "privy-e2e-" + randHex(6),
 		root:    filepath.Join(dir, "volumes"),
 		hostDir: filepath.Join(dir, "private.d"),
+		removed: map[string]bool{},
 	}
 	v.srv = startServer(t, "--docker-plugin", v.plugin, "--volume-root", v.root, "--host-private", v.hostDir)
-	// Runs after the containers and volumes are gone (cleanups run last
-	// first) and before the server stops.
+	// Runs after the test's containers and volumes are gone (cleanups run
+	// last first). The server stops gracefully, which removes its plugin
+	// socket: the engine would retry a dead one for half a minute in
+	// every lookup of a volume it does not know.
 	t.Cleanup(func() {
+		if v.srv.running() {
+			v.srv.stop(30 * time.Second)
+		}
+		os.Remove(filepath.Join("/run/docker/plugins", v.plugin+".sock"))
 		if ms := hostMountsUnder(t, v.root); len(ms) > 0 {
 			t.Errorf("mounts left under the volume root after the test: %v", ms)
 		}
@@ -86,8 +94,21 @@ func (v *volEnv) volume(opts ...string) string {
 		args = append(args, "--opt", o)
 	}
 	testenv.Run(v.t, v.docker, append(args, name)...)
-	v.t.Cleanup(func() { exec.Command(v.docker, "volume", "rm", "--force", name).Run() })
+	v.t.Cleanup(func() {
+		if !v.removed[name] {
+			exec.Command(v.docker, "volume", "rm", "--force", name).Run()
+		}
+	})
 	return name
+}
+
+// removeVolumes removes volumes with `docker volume rm`.
+func (v *volEnv) removeVolumes(names ...string) {
+	v.t.Helper()
+	testenv.Run(v.t, v.docker, append([]string{"volume", "rm"}, names...)...)
+	for _, n := range names {
+		v.removed[n] = true
+	}
 }
 
 // mountArg mounts the volume at /run/secrets.
@@ -212,10 +233,13 @@ func sum(s string) string {
 }
 
 // sweep is the no-leak sweep: the values are in no `docker inspect` of
-// the containers, no process's argv or environment, and no file of the
-// engine's data root.
+// the containers, no process's argv or environment, no file of the
+// engine's data root, and neither the server's log nor its audit log.
 func (v *volEnv) sweep(forms []form, containers ...string) {
 	v.t.Helper()
+	for _, p := range append(slices.Clone(v.srv.logs), filepath.Join(v.srv.dataDir, "audit.log")) {
+		assertFileAbsent(v.t, p, forms)
+	}
 	if len(containers) > 0 {
 		out := testenv.Run(v.t, v.docker, append([]string{"inspect"}, containers...)...)
 		assertAbsent(v.t, "docker inspect of the test containers", []byte(out), forms)
@@ -357,7 +381,7 @@ func TestVolumeProfileFiles(t *testing.T) {
 	v.sweep(forms, c1, c2)
 
 	testenv.Run(t, v.docker, "rm", "--force", c1, c2)
-	testenv.Run(t, v.docker, "volume", "rm", web, worker)
+	v.removeVolumes(web, worker)
 	v.assertNothingLeft()
 	for _, p := range []string{s1, s2} {
 		if _, err := os.Lstat(p); err == nil {

@@ -730,3 +730,16 @@ func (s *Server) watchProfile(rq *request) (any, error) {
 		}
 	}
 }
+
+// Profile returns a profile's current definition, for the volume plugin
+// inside the server (it decides which mounts a secret's change concerns).
+func (s *Server) Profile(ctx context.Context, name string) (*api.Profile, error) {
+	p, _, err := s.profile(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errNoProfile(name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
+}

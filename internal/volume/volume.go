@@ -40,7 +40,8 @@ type Source interface {
 	// in the audit log (e.g. "volume:web-secrets mount:3f2a…"). With
 	// req.Oneshot set, the per-run files of that ticket are included
 	// (overriding the profile's same-named files) and the server forgets
-	// them.
+	// them. The driver zeroes the values once they are placed, so they
+	// must be the caller's to keep.
 	Render(ctx context.Context, profile string, req api.RenderRequest, who string) (*api.Rendered, error)
 	// Subscribe calls fn after every new version of any secret until
 	// cancel is called. fn must not block long.
@@ -331,12 +332,14 @@ func conflicts(old, nw volumeDef, given map[string]string) error {
 }
 
 // Remove drops a volume's definition; it refuses while it is mounted.
+// Removing a volume the driver does not know succeeds, so that Docker can
+// forget one whose definition was lost.
 func (d *Driver) Remove(req *plugin.RemoveRequest) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	v, ok := d.volumes[req.Name]
 	if !ok {
-		return fmt.Errorf("no privy volume %q", req.Name)
+		return nil
 	}
 	if n := len(v.mounts); n > 0 {
 		return fmt.Errorf("privy volume %q is in use by %d container mount(s); stop them first", req.Name, n)
