@@ -31,6 +31,10 @@ type volEnv struct {
 	removed map[string]bool
 }
 
+// e2ePlugin is the volume plugin name of every e2e test's server; the
+// tests that serve it run one after another.
+const e2ePlugin = "privy-e2e"
+
 func newVolEnv(t *testing.T) *volEnv {
 	t.Helper()
 	docker, image := testenv.Docker(t), testenv.BusyboxImage(t)
@@ -40,7 +44,10 @@ func newVolEnv(t *testing.T) *volEnv {
 	dir := tempDir(t)
 	v := &volEnv{
 		t: t, docker: docker, image: image,
-		plugin:  "privy-e2e-" + randHex(6),
+		// One name for every test: the engine remembers each volume plugin
+		// it has used until it restarts, and retries the ones whose server
+		// is gone on every lookup of a volume name it does not know.
+		plugin:  e2ePlugin,
 		root:    filepath.Join(dir, "volumes"),
 		hostDir: filepath.Join(dir, "private.d"),
 		removed: map[string]bool{},

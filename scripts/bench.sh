@@ -3,8 +3,8 @@
 # benchmark against the real `privy server` binary, writes
 # docs/benchmarks.md and prints the results table. `make bench` runs it.
 #
-#   scripts/bench.sh                          what `make bench` runs (~10 minutes, plus the scanner
-#                                             and the build)
+#   scripts/bench.sh                          what `make bench` runs (~10 minutes, plus the scanner,
+#                                             the build and the run-time benchmarks)
 #   scripts/bench.sh -rounds 1 -duration 3s   a quick look; flags go to `bench run`
 #   BENCH_ONLY=server scripts/bench.sh        only the server benchmarks
 #   BENCH_ONLY=scan scripts/bench.sh [-rounds 1]
@@ -19,6 +19,14 @@
 #                                             (scripts/test-env.sh starts it); it replaces
 #                                             the "privy build" section of
 #                                             docs/benchmarks.md and keeps the rest
+#   BENCH_ONLY=run scripts/bench.sh [-n 20] [-exec-n 100]
+#                                             only the run-time benchmarks (`bench runtime`,
+#                                             which gets the flags): docker run with a privy
+#                                             volume against a plain tmpfs, and privy exec's
+#                                             time to its command, on the Docker Engine (as
+#                                             root); it replaces the "privy run and privy
+#                                             exec" section of docs/benchmarks.md and keeps
+#                                             the rest
 #
 # The scanner benchmark compares `privy scan` with trufflehog and gitleaks,
 # which it installs once with the Go toolchain into $PRIVY_BENCH_CACHE/bin
@@ -36,9 +44,9 @@ say() { echo "bench: $*" >&2; }
 
 only=${BENCH_ONLY:-}
 case $only in
-"" | server | scan | build) ;;
+"" | server | scan | build | run) ;;
 *)
-	say "BENCH_ONLY must be server, scan or build, not $only"
+	say "BENCH_ONLY must be server, scan, build or run, not $only"
 	exit 2
 	;;
 esac
@@ -349,14 +357,23 @@ the engine handing the image out rather than privy scanning it.
 EOF
 	} >"$work/build-section.md"
 
-	local doc=docs/benchmarks.md
+	put_section "privy build" "$work/build-section.md"
+	cat "$work/build.md"
+}
+
+# put_section puts the section in file $2, whose first line is "## $1",
+# into docs/benchmarks.md: in place of a section of that title already
+# there, else before the "Scanner" section (which run_scan replaces to the
+# end of the file), else at the end.
+put_section() {
+	local title=$1 section=$2 doc=docs/benchmarks.md
 	touch "$doc"
-	awk -v section="$work/build-section.md" '
+	awk -v section="$section" -v heading="## $title" '
 		function put(   line) {
 			while ((getline line < section) > 0) print line
 			done = 1
 		}
-		/^## privy build$/ { put(); skip = 1; next }
+		$0 == heading { put(); skip = 1; next }
 		skip && /^## / { skip = 0; print "" }
 		skip { next }
 		/^## Scanner$/ && !done { put(); print "" }
@@ -364,17 +381,86 @@ EOF
 		END { if (!done) { if (NR > 0 && last != "") print ""; put() } }
 	' "$doc" >"$work/benchmarks.md"
 	cat "$work/benchmarks.md" >"$doc"
-	say "wrote the privy build section of $doc"
-	cat "$work/build.md"
+	say "wrote the $title section of $doc"
+}
+
+# run_runtime runs the run-time benchmarks (a privy volume against a plain
+# tmpfs, and privy exec) and puts their section into docs/benchmarks.md
+# the way run_build puts its own.
+run_runtime() {
+	local load
+	load=$(cut -d' ' -f1-3 /proc/loadavg)
+	mkdir -p "$work/runtime"
+	say "running the run-time benchmarks (privy exec, then docker run with a privy volume against a plain tmpfs, about 1 s a run)"
+	"$work/bench" runtime -privy "$work/privy" -work "$work/runtime" -out "$work/runtime.md" "$@" >/dev/null &
+	harness=$!
+	wait "$harness"
+	harness=
+	rm -rf "$work/runtime"
+
+	{
+		cat <<EOF
+## privy run and privy exec
+
+Produced by \`$command\` on $(date -u '+%Y-%m-%d %H:%M UTC') ($(nproc) CPUs,
+load average before: $load).
+
+EOF
+		cat "$work/runtime.md"
+		cat <<'EOF'
+
+### What is measured
+
+`bench runtime` (bench/runtime.go) starts `privy server --dev` with the
+Docker volume plugin (`--docker-plugin privy-bench`), stores 10 secrets
+of 64 random bytes, a profile `bench` that places each of them as a file,
+and a token that may only read them. Then it times child processes:
+
+- **docker run**: it alternates the two commands of the table, a privy
+  volume and a plain `--tmpfs` at `/run/secrets`, each running `true` in
+  `privy-test/busybox` without a network. For the privy one the engine
+  creates an anonymous volume with the plugin, mounts it (the plugin
+  renders the profile in the server, audited, mounts a fresh tmpfs and
+  places the 10 files), starts and waits for the container, unmounts the
+  volume (the plugin wipes and unmounts its tmpfs) and removes it. The
+  mount is not `readonly`: the engine refuses that on an anonymous volume.
+  The unmeasured first run of each kind lists `/run/secrets`, to check that
+  it holds the 10 files, or none.
+- **privy exec**, on the host (no container): `privy exec` with the token
+  in `PRIVY_TOKEN_FILE` starts, checks that its `--dir` (under `/dev/shm`)
+  is a tmpfs, wipes it, renders the profile over the server's unix socket,
+  writes the 10 files and execs its command: the harness binary, which
+  prints its clock first thing. The harness reads its own clock just
+  before it starts privy; the difference is privy exec's start → command.
+  The same command started directly (fork, exec, the Go runtime's start)
+  is subtracted pair by pair: what remains is privy exec's own time, from
+  its start to the exec of its command. `privy exec -- true` against
+  `true`, both timed to their exit, is the same difference without the
+  clocks of two processes.
+
+To see where privy exec's time goes: `perf stat -e
+user_time,system_time,page-faults privy exec …` splits its CPU time
+between privy and the kernel (page faults of the binary and of the heap
+its package initializers fill), `GODEBUG=inittrace=1 privy exec` times
+each package's initialization, and `perf record -g` over a loop of runs
+shows the rest (Go binaries keep their symbols). `privy exec` with no
+flags exits at once with a usage error: its wall time is privy's start
+alone.
+EOF
+	} >"$work/runtime-section.md"
+	put_section "privy run and privy exec" "$work/runtime-section.md"
+	cat "$work/runtime.md"
 }
 
 case $only in
 server) run_server "$@" ;;
 scan) run_scan "$@" ;;
 build) run_build "$@" ;;
+run) run_runtime "$@" ;;
 *)
 	run_server "$@"
 	run_scan
 	run_build
+	run_runtime
 	;;
 esac

@@ -17,7 +17,7 @@ DOCKER=/usr/bin/docker
 work=$(mktemp -d /tmp/privy-demo.XXXXXX)
 server_pid=""
 image="privy-demo/app:$$"
-plugin="privy-demo-$$"
+plugin="privy-demo"
 cleanup() {
 	if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
 		kill -TERM "$server_pid" && wait "$server_pid" || true
