@@ -3,7 +3,8 @@
 # on a fresh machine, a developer's machine and CI (see shared/TESTING.md):
 #
 #   - the Debian packages the tests use (Docker Engine, busybox-static, etcd,
-#     sshd and the ssh client, git, podman), installed only when missing;
+#     sshd and the ssh client, git, podman, docker-compose), installed only
+#     when missing;
 #   - a Docker Engine on /var/run/docker.sock, started with networking off
 #     only when none answers;
 #   - the local test images, each built only when missing or made by an older
@@ -331,6 +332,23 @@ build_image() {
 	done
 }
 
+# remove_stale_plugins removes the Docker plugin sockets that privy's own
+# tests, benchmarks and demo served (privy-e2e*, privy-bench*, privy-demo*)
+# and that nothing listens on any more, left by a server that was killed.
+# The engine asks every socket in that folder when it looks up a volume
+# name it does not know, and retries a dead one for seconds each time.
+remove_stale_plugins() {
+	local dir=/run/docker/plugins s
+	[[ -d $dir ]] || return 0
+	for s in "$dir"/privy-e2e*.sock "$dir"/privy-bench*.sock "$dir"/privy-demo*.sock; do
+		[[ -S $s ]] || continue
+		if ! ss -xlH 2>/dev/null | awk '{print $5}' | grep -qxF "$s"; then
+			say "removing stale plugin socket $s"
+			rm -f -- "$s"
+		fi
+	done
+}
+
 main() {
 	case ${1:-up} in
 	up) ;;
@@ -345,6 +363,7 @@ main() {
 	lock
 	install_packages
 	[[ -x $DOCKER ]] || die "$DOCKER not found: is docker.io installed?"
+	remove_stale_plugins
 	start_dockerd
 	build_image "$BUSYBOX_IMAGE" "$BUSYBOX_RECIPE" fill_busybox
 	build_image "$GIT_IMAGE" "$GIT_RECIPE" fill_git verify_git
