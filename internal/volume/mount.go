@@ -46,6 +46,7 @@ const (
 	fromHost kind = iota
 	fromSecret
 	fromOneshot
+	fromRepo
 )
 
 // placed is what one file of a mount holds, without its value.
@@ -192,13 +193,20 @@ func (d *Driver) fill(m *mount, def volumeDef, ticket string) error {
 			add(f, placed{kind: fromHost, mode: uint32(f.Mode)})
 		}
 	}
+	// Repositories are cloned into memory at mount time, as privy exec
+	// does at start; a rotation does not clone again.
+	for _, rp := range r.Repos {
+		repoFiles, err := deliver.FetchRepo(ctx, rp)
+		if err != nil {
+			return fail("cloning repo "+deliver.RedactURL(rp.URL), err)
+		}
+		for _, f := range repoFiles {
+			add(f, placed{kind: fromRepo, mode: uint32(f.Mode), uid: f.UID, gid: f.GID})
+		}
+	}
 	for _, f := range r.Files {
 		p := placedOf(f)
 		add(fileOf(f), p)
-	}
-	if len(r.Repos) > 0 {
-		d.log.Warn("the profile names git repositories, which the volume plugin does not clone (privy exec does)",
-			"volume", m.vol, "profile", def.Profile, "repos", len(r.Repos))
 	}
 	mode, uid, gid := rootOwner(def, files)
 	if err := deliver.MountTmpfs(m.dir, deliver.TmpfsOptions{Size: def.Size, Mode: mode, UID: uid, GID: gid}); err != nil {

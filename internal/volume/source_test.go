@@ -152,6 +152,18 @@ func (s *fakeSource) Render(ctx context.Context, name string, req api.RenderRequ
 				Value: append([]byte(nil), vs[len(vs)-1]...)})
 		}
 	}
+	for _, rp := range p.Repos {
+		rr := api.RenderedRepo{ProfileRepo: rp}
+		for _, c := range []struct {
+			path string
+			dst  *[]byte
+		}{{rp.SSHKey, &rr.SSHKeyValue}, {rp.KnownHosts, &rr.KnownHostsValue}, {rp.Password, &rr.PasswordValue}, {rp.AgeIdentity, &rr.AgeIdentityValue}} {
+			if vs := s.secrets[c.path]; c.path != "" && len(vs) > 0 {
+				*c.dst = append([]byte(nil), vs[len(vs)-1]...)
+			}
+		}
+		r.Repos = append(r.Repos, rr)
+	}
 	if req.Oneshot != "" {
 		files, ok := s.tickets[req.Oneshot]
 		if !ok {
