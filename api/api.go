@@ -313,3 +313,8 @@ type Change struct {
 	Path    string `json:"path"`
 	Version int    `json:"version"`
 }
+
+// RequestIDHeader carries the id a client gives one logical write; a
+// server that sees the id again from the same caller replays the recorded
+// reply instead of writing twice (docs/api.md, "Retries and idempotency").
+const RequestIDHeader = "Privy-Request-Id"

@@ -60,7 +60,7 @@ Start with:  privy init && privy server`,
 		SilenceErrors:     true,
 		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: false},
 	}
-	root.PersistentFlags().StringVar(&a.addr, "addr", "", "server address: socket path or https://host:port (default $PRIVY_ADDR or the local socket)")
+	root.PersistentFlags().StringVar(&a.addr, "addr", "", "server address: socket path or https://host:port, or several separated by commas to fail over (default $PRIVY_ADDR or the local socket)")
 	root.PersistentFlags().StringVar(&a.tokenFile, "token-file", "", "file holding the token (default $PRIVY_TOKEN, then the file `privy login` writes)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see `%s --help`)", err, c.CommandPath())}

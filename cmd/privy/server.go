@@ -209,7 +209,9 @@ func (a *app) runServer(ctx context.Context, f serverFlags) (err error) {
 	if f.socket == "" {
 		// A PRIVY_ADDR that names a socket is where the CLI will look, so
 		// the server listens there too.
-		if v := os.Getenv("PRIVY_ADDR"); v != "" && !strings.Contains(v, "://") {
+		// Of a list (clients fail over along it), the first entry.
+		v, _, _ := strings.Cut(os.Getenv("PRIVY_ADDR"), ",")
+		if v != "" && !strings.Contains(v, "://") {
 			f.socket = v
 		} else if strings.HasPrefix(v, "unix://") {
 			f.socket = strings.TrimPrefix(v, "unix://")

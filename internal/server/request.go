@@ -41,14 +41,21 @@ type request struct {
 	ctr   *Container    // set when a tokenless caller is an identified container
 	// streamed is set by handlers that wrote their own response.
 	streamed bool
+	// finish, if set, is given the reply just before it is sent (once
+	// records it for repeats of the request).
+	finish func(status int, reply []byte)
 }
 
 type handlerFunc func(rq *request) (any, error)
 
 // handle wraps an operation: it runs fn, writes the audit line, and only
 // then sends the response, so that a request whose audit line cannot be
-// written fails.
+// written fails. Writes that may be repeated are deduplicated by request
+// id (see once).
 func (s *Server) handle(op string, fn handlerFunc) http.HandlerFunc {
+	if secretReply, ok := dedupOps[op]; ok {
+		fn = s.once(secretReply, fn)
+	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		rq := &request{w: w, r: r, ctx: r.Context()}
 		rq.entry = audit.Entry{
@@ -74,11 +81,20 @@ func (s *Server) handle(op string, fn handlerFunc) http.HandlerFunc {
 			s.log.Error("audit write failed", "request_id", rq.entry.RequestID, "err", err)
 		}
 		if apiErr != nil {
-			writeJSON(w, status, api.ErrorBody{Error: *apiErr})
+			rq.reply(status, api.ErrorBody{Error: *apiErr})
 			return
 		}
-		writeJSON(w, http.StatusOK, body)
+		rq.reply(http.StatusOK, body)
 	}
+}
+
+// reply sends the response, after handing it to finish.
+func (rq *request) reply(status int, v any) {
+	status, b := encodeJSON(status, v)
+	if rq.finish != nil {
+		rq.finish(status, b)
+	}
+	writeBytes(rq.w, status, b)
 }
 
 // audit writes the request's audit line with the outcome of apiErr.
@@ -134,8 +150,13 @@ func (s *Server) auditReady() error {
 	return nil
 }
 
-// authenticate checks the bearer token and records its accessor as the actor.
+// authenticate checks the bearer token and records its accessor as the
+// actor. A request is authenticated once: a token with limited uses spends
+// one per request.
 func (s *Server) authenticate(rq *request) error {
+	if rq.tok != nil {
+		return nil
+	}
 	h := rq.r.Header.Get("Authorization")
 	tok, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok || tok == "" {
@@ -328,14 +349,23 @@ func jsonProblem(err error) string {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	status, b := encodeJSON(status, v)
+	writeBytes(w, status, b)
+}
+
+// encodeJSON encodes a reply, or an internal error if it cannot.
+func encodeJSON(status int, v any) (int, []byte) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		w.WriteHeader(http.StatusInternalServerError)
-		io.WriteString(w, `{"error":{"code":"internal","message":"encoding response"}}`)
-		return
+		return http.StatusInternalServerError, []byte(`{"error":{"code":"internal","message":"encoding response"}}`)
 	}
+	return status, b
+}
+
+// writeBytes sends a JSON reply already encoded.
+func writeBytes(w http.ResponseWriter, status int, b []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
 }
