@@ -363,7 +363,11 @@ type server struct {
 // server for it, not yet started. extra are additional server flags.
 func newServer(t testing.TB, extra ...string) *server {
 	t.Helper()
-	dir := tempDir(t)
+	// A folder of its own, so that a test can run several servers.
+	dir, err := os.MkdirTemp(tempDir(t), "s")
+	if err != nil {
+		t.Fatal(err)
+	}
 	s := &server{
 		t:       t,
 		dir:     dir,

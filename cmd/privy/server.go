@@ -20,31 +20,9 @@ import (
 	"github.com/privyhq/privy/internal/paths"
 	"github.com/privyhq/privy/internal/seal"
 	"github.com/privyhq/privy/internal/server"
-	"github.com/privyhq/privy/internal/store"
-	"github.com/privyhq/privy/internal/store/boltstore"
 	"github.com/privyhq/privy/internal/store/memstore"
 	"github.com/privyhq/privy/internal/volume"
 )
-
-// openStore is the one place that knows every store backend. spec is
-// "bolt:PATH" (the default, embedded) or "mem:" (in memory, lost at exit).
-func openStore(spec string) (store.Store, string, error) {
-	kind, arg, _ := strings.Cut(spec, ":")
-	switch kind {
-	case "bolt":
-		if arg == "" {
-			return nil, "", usageError{errors.New("--store bolt: needs a file path, e.g. bolt:/var/lib/privy/privy.db")}
-		}
-		s, err := boltstore.Open(arg)
-		if err != nil {
-			return nil, "", err
-		}
-		return s, "bolt:" + arg, nil
-	case "mem":
-		return memstore.New(), "mem:", nil
-	}
-	return nil, "", usageError{fmt.Errorf("unknown store %q: use bolt:PATH or mem:", spec)}
-}
 
 // keyOptions are the flags that say where the master key comes from.
 type keyOptions struct {
@@ -61,6 +39,7 @@ func (a *app) initCommand() *cobra.Command {
 	var dataDir string
 	var ko keyOptions
 	var passphrase, login bool
+	var so storeOptions
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create the store and its master key, and print the root token once",
@@ -103,7 +82,10 @@ PRIVY_MASTER_KEY (base64 of 32 bytes, for CI), --passphrase-file or
 			if err := os.MkdirAll(dataDir, 0o700); err != nil {
 				return fmt.Errorf("creating data directory: %w", err)
 			}
-			st, err := boltstore.Open(paths.StoreFile(dataDir))
+			if so.spec == "" {
+				so.spec = "bolt:" + paths.StoreFile(dataDir)
+			}
+			st, name, err := openStore(cmd.Context(), so)
 			if err != nil {
 				return err
 			}
@@ -113,7 +95,7 @@ PRIVY_MASTER_KEY (base64 of 32 bytes, for CI), --passphrase-file or
 				return err
 			}
 			fmt.Fprintln(a.stdout, tok)
-			fmt.Fprintf(a.stderr, "privy: initialised store %s\n", paths.StoreFile(dataDir))
+			fmt.Fprintf(a.stderr, "privy: initialised store %s\n", name)
 			if opts.KeyFile != "" {
 				fmt.Fprintf(a.stderr, "privy: master key in %s (mode 0600); back it up somewhere safe\n", opts.KeyFile)
 			}
@@ -132,13 +114,14 @@ PRIVY_MASTER_KEY (base64 of 32 bytes, for CI), --passphrase-file or
 	ko.register(cmd)
 	cmd.Flags().BoolVar(&passphrase, "passphrase", false, "prompt for a passphrase instead of generating a key file")
 	cmd.Flags().BoolVar(&login, "login", false, "also save the root token to the CLI's token file (mode 0600)")
+	so.register(cmd, "bolt:DATA_DIR/privy.db")
 	return cmd
 }
 
 type serverFlags struct {
 	dev          bool
 	dataDir      string
-	storeSpec    string
+	store        storeOptions
 	socket       string
 	listen       string
 	tls          server.TLSOptions
@@ -174,7 +157,7 @@ and waits for ` + "`privy unseal`" + `.`,
 	fl := cmd.Flags()
 	fl.BoolVar(&f.dev, "dev", false, "in-memory store with a random key; prints a root token")
 	fl.StringVar(&f.dataDir, "data-dir", "", "data directory (default $PRIVY_DATA_DIR, /var/lib/privy as root)")
-	fl.StringVar(&f.storeSpec, "store", "", "store backend: bolt:PATH (default bolt:DATA_DIR/privy.db) or mem:")
+	f.store.register(cmd, "bolt:DATA_DIR/privy.db")
 	fl.StringVar(&f.socket, "socket", "", "unix socket path (default $PRIVY_ADDR if it is a path, else /run/privy/privy.sock as root)")
 	fl.StringVar(&f.listen, "listen", "", "also listen on this TCP host:port (TLS required)")
 	fl.StringVar(&f.tls.CertFile, "tls-cert", "", "TLS certificate (PEM)")
@@ -262,13 +245,13 @@ func (a *app) runServer(ctx context.Context, f serverFlags) (err error) {
 		clear(raw)
 		cfg.KeySource = "dev"
 	} else {
-		if f.storeSpec == "" {
-			f.storeSpec = "bolt:" + paths.StoreFile(f.dataDir)
+		if f.store.spec == "" {
+			f.store.spec = "bolt:" + paths.StoreFile(f.dataDir)
 			if _, err := os.Stat(paths.StoreFile(f.dataDir)); errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("no store at %s: %w", paths.StoreFile(f.dataDir), server.ErrNotInitialized)
 			}
 		}
-		if cfg.Store, cfg.StoreName, err = openStore(f.storeSpec); err != nil {
+		if cfg.Store, cfg.StoreName, err = openStore(ctx, f.store); err != nil {
 			return err
 		}
 		if f.auditLog == "" {

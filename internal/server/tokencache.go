@@ -31,7 +31,9 @@ type cachedToken struct {
 
 const (
 	tokenCacheSize   = 4096
-	tokenCacheMaxAge = time.Second
+	// A token revoked through another server sharing the store is refused
+	// here within this long.
+	tokenCacheMaxAge = 400 * time.Millisecond
 )
 
 // get returns the cached record of tok if it is fresh and not expired.
