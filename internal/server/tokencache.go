@@ -30,7 +30,7 @@ type cachedToken struct {
 }
 
 const (
-	tokenCacheSize   = 4096
+	tokenCacheSize = 4096
 	// A token revoked through another server sharing the store is refused
 	// here within this long.
 	tokenCacheMaxAge = 400 * time.Millisecond
