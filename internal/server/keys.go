@@ -184,6 +184,10 @@ func rewrapAll(ctx context.Context, s store.Store, old, next *seal.Key) (int, er
 	n, err := s.Rewrap(ctx, func(path string, version int, env []byte) ([]byte, error) {
 		return old.Rewrap(next, path, version, env)
 	})
+	if errors.Is(err, store.ErrOutcomeUnknown) {
+		// The store may already be under next: KEYFILE.new must stay.
+		return 0, fmt.Errorf("rewrapping data keys: %w", err)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("rewrapping data keys: %w: %w", errNothingRewrapped, err)
 	}

@@ -23,6 +23,9 @@ var (
 	ErrConflict = errors.New("revision conflict")
 	// ErrClosed means the store was closed.
 	ErrClosed = errors.New("store is closed")
+	// ErrOutcomeUnknown means a change may or may not have been applied
+	// (a distributed store lost contact at its commit); read to find out.
+	ErrOutcomeUnknown = errors.New("outcome unknown")
 )
 
 // DefaultMaxVersions is how many versions of a secret are kept when

@@ -245,7 +245,7 @@ func (s *Store) commit(ctx context.Context, mk marker, markerRev int64) (int64, 
 	case committed:
 		return rev, nil
 	case aerr != nil:
-		return 0, fmt.Errorf("committing the rewrap: %w; whether it was committed is unknown (%v): the next Rewrap or read will tell", err, aerr)
+		return 0, fmt.Errorf("committing the rewrap: %w; %w: whether it was committed (%v) the next Rewrap or read will tell", err, store.ErrOutcomeUnknown, aerr)
 	}
 	return 0, fmt.Errorf("committing the rewrap: %w", err)
 }
