@@ -52,6 +52,13 @@ func (a *app) profileApply() *cobra.Command {
 				}
 				return nil
 			}
+			// Check every profile as the server will before storing any,
+			// so that a bad one does not leave the others half applied.
+			for _, p := range m.Run.Profiles {
+				if err := profile.Validate(p); err != nil {
+					return fmt.Errorf("%s: %w (nothing was applied)", file, err)
+				}
+			}
 			c, err := a.client(true)
 			if err != nil {
 				return err
